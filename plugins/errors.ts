@@ -1,0 +1,53 @@
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { BffError } from '../src/errors.js'
+import { StoreUnavailableError } from '../src/session/kv.js'
+
+const CLIENT_ERRORS: Record<number, [string, string]> = {
+  404: ['not_found', 'No such route.'],
+  405: ['method_not_allowed', 'Method not allowed.'],
+  413: ['payload_too_large', 'The request body is too large.'],
+  415: ['unsupported_media_type', 'Send JSON (Content-Type: application/json).'],
+}
+
+/**
+ * One place that turns errors into the contract's `{"error","message"}` bodies. Unexpected errors are logged
+ * and answered with a fixed 500 text: no stack trace or internal message reaches the browser.
+ * Every JSON response of the BFF is `Cache-Control: no-store` (contract §3).
+ */
+export default fp(
+  async (app) => {
+    app.addHook('onSend', async (_request, reply, payload) => {
+      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+      return payload
+    })
+
+    app.setErrorHandler((err: FastifyError, request, reply) => {
+      if (err instanceof BffError) {
+        return reply.code(err.statusCode).send({ error: err.code, message: err.message })
+      }
+      if (err instanceof StoreUnavailableError) {
+        request.log.error(
+          { err: err.cause instanceof Error ? err.cause.message : 'unknown' },
+          'session store unavailable',
+        )
+        return reply.code(503).header('retry-after', '1').send({
+          error: 'session_store_unavailable',
+          message: 'The session store is unavailable; try again shortly.',
+        })
+      }
+      const status = err.statusCode ?? 500
+      if (err.validation || (status >= 400 && status < 500)) {
+        const [code, message] = CLIENT_ERRORS[status] ?? ['bad_request', 'The request is malformed.']
+        return reply.code(err.validation ? 400 : status).send({ error: code, message })
+      }
+      request.log.error({ err }, 'unexpected error')
+      return reply.code(500).send({ error: 'internal_error', message: 'Something went wrong on our side.' })
+    })
+
+    app.setNotFoundHandler((_request, reply) => {
+      reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+    })
+  },
+  { name: 'errors' },
+)

@@ -1,0 +1,103 @@
+import fastifyCookie, { Signer } from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { FastifyReply, FastifyRequest, Session } from 'fastify'
+import fp from 'fastify-plugin'
+import { unauthenticated } from '../src/errors.js'
+import { LoginTransactions } from '../src/login.js'
+import { MemberSessions } from '../src/member-sessions.js'
+import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
+import { SessionRecordStore } from '../src/session/store.js'
+import { TokenVault } from '../src/session/vault.js'
+
+declare module 'fastify' {
+  interface Session extends SessionRecord {
+    /** Set to re-issue a cookie signed with an older secret (see below). */
+    resignedAt?: number
+  }
+  interface FastifyInstance {
+    logins: LoginTransactions
+    memberSessions: MemberSessions
+    /** Expires the session cookie with the name and attributes it was set with (contract §2). */
+    clearSessionCookie(reply: FastifyReply): void
+  }
+}
+
+/**
+ * The session cookie (contract §2) and server-side session records, via @fastify/cookie and
+ * @fastify/session over our bounded store: no record or cookie until something is stored, no write on a
+ * read that changed nothing.
+ * @see https://github.com/fastify/session
+ */
+export default fp(
+  async (app) => {
+    const { session: cfg } = app.config
+    const policy: SessionPolicy = { idleMs: cfg.idleTimeoutS * 1000, absoluteMs: cfg.absoluteTimeoutS * 1000 }
+    const cookie = { path: '/', httpOnly: true, secure: cfg.secure, sameSite: 'lax' } as const
+
+    if (cfg.secure && app.config.trustProxy === false) {
+      app.log.warn(
+        'PUBLIC_URL is https but TRUST_PROXY is false: the Secure cookie is only sent over TLS to us',
+      )
+    }
+
+    await app.register(fastifyCookie)
+    await app.register(fastifySession, {
+      secret: cfg.secrets,
+      cookieName: cfg.cookieName,
+      saveUninitialized: false,
+      rolling: false,
+      store: new SessionRecordStore<Session>(app.kv, policy),
+      // The cookie may live as long as a session can; the server enforces idle and absolute deadlines.
+      cookie: { ...cookie, maxAge: policy.absoluteMs },
+    })
+
+    // @fastify/session 11.1.3 clears, instead of re-signing, a cookie signed with an older secret when the
+    // request changes nothing (stack.md §4 pitfall 1): mark such sessions modified so the cookie is re-issued.
+    const signer = new Signer(cfg.secrets)
+    app.addHook('onRequest', async (request) => {
+      const raw = request.cookies[cfg.cookieName]
+      const session = request.session
+      if (
+        raw &&
+        session?.sessionId &&
+        raw !== session.encryptedSessionId &&
+        (session.auth || session.logins)
+      ) {
+        if (signer.unsign(raw).renew) session.set('resignedAt', Date.now())
+      }
+    })
+
+    app.decorate('logins', new LoginTransactions(app.kv))
+    app.decorate('memberSessions', new MemberSessions(app.epcc, new TokenVault(app.kv), policy))
+    app.decorate('clearSessionCookie', (reply: FastifyReply) => {
+      reply.clearCookie(cfg.cookieName, cookie)
+    })
+  },
+  { name: 'session', dependencies: ['config', 'store', 'epcc'] },
+)
+
+/**
+ * The signed-in member of this request, or `401 unauthenticated`. A session past its deadline is deleted
+ * and its cookie expired; `lastSeenAt` is written back at most once per touch interval.
+ */
+export async function signedInMember(request: FastifyRequest, reply: FastifyReply): Promise<SignedIn> {
+  const auth = request.session.auth
+  if (!auth) throw unauthenticated()
+  const sessions = request.server.memberSessions
+  if (sessions.isOver(auth)) {
+    await endSession(request, reply)
+    throw unauthenticated()
+  }
+  const touched = sessions.touched(auth)
+  if (touched) request.session.auth = touched
+  return touched ?? auth
+}
+
+/** Deletes the session, its tokens and its pending logins server-side, and expires the cookie. */
+export async function endSession(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const { auth, logins } = request.session
+  if (auth) await request.server.memberSessions.end(auth)
+  if (logins) await request.server.logins.discard(logins)
+  await request.session.destroy()
+  request.server.clearSessionCookie(reply)
+}

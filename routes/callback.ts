@@ -1,0 +1,74 @@
+import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { LoginError, type LoginErrorCode } from '../src/errors.js'
+import { readAuthorizationResponse, STATE_PATTERN } from '../src/login.js'
+import { Realm } from '../src/realm.js'
+
+const CallbackQuery = Type.Object({
+  state: Type.Optional(Type.String({ pattern: STATE_PATTERN })),
+  code: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+  error_description: Type.Optional(Type.String({ maxLength: 2048 })),
+  iss: Type.Optional(Type.String({ maxLength: 2048 })),
+})
+
+/**
+ * `GET /oauth2/callback`: the end of a login. The state must be one this browser started; the transaction
+ * is taken (single use) before anything else, the response checked, and only then is the code exchanged.
+ * Any failure lands on the storefront's error page and leaves the browser's session as it was.
+ */
+const callback: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+
+  const fail = (request: FastifyRequest, reply: FastifyReply, code: LoginErrorCode, reason: string) => {
+    request.log.info({ loginError: code, reason }, 'login failed')
+    return reply.redirect(`${config.loginErrorUrl}?error=${code}`, 302)
+  }
+
+  app.get(
+    '/oauth2/callback',
+    { schema: { querystring: CallbackQuery }, attachValidation: true },
+    async (request, reply) => {
+      reply.header('referrer-policy', 'no-referrer')
+      const query = request.query as Record<string, unknown>
+      const state = typeof query.state === 'string' ? query.state : undefined
+      if (request.validationError && (!state || !new RegExp(STATE_PATTERN).test(state))) {
+        return fail(request, reply, 'login_expired', 'malformed state')
+      }
+      if (!state || !request.session.logins?.includes(state)) {
+        return fail(request, reply, 'login_expired', 'state not issued to this browser')
+      }
+      const transaction = await app.logins.take(state)
+      if (!transaction) return fail(request, reply, 'login_expired', 'state unknown, used or expired')
+      if (request.validationError)
+        return fail(request, reply, 'login_failed', 'malformed authorization response')
+
+      try {
+        const realm = await app.realm.current()
+        const profile = Realm.pickProfile(realm, transaction.profileId)
+        const params = new URL(request.url, 'http://callback.invalid').searchParams
+        const code = readAuthorizationResponse(params, transaction, profile, realm.clientId)
+        const auth = await app.memberSessions.signIn({
+          code,
+          codeVerifier: transaction.codeVerifier,
+          redirectUri: config.redirectUri,
+        })
+        const previous = request.session.auth
+        const logins = request.session.logins.filter((s) => s !== state)
+        // A new session id at login; the pre-login record is destroyed (session fixation, ASVS 7.2.4).
+        await request.session.regenerate()
+        request.session.auth = auth
+        if (logins.length > 0) request.session.logins = logins
+        if (previous) await app.memberSessions.end(previous)
+        request.log.info({ memberId: auth.member.id }, 'login succeeded')
+        return reply.redirect(transaction.returnTo, 302)
+      } catch (err) {
+        if (err instanceof LoginError) return fail(request, reply, err.code, err.reason)
+        request.log.error({ err: (err as Error).message }, 'login failed unexpectedly')
+        return fail(request, reply, 'upstream_unavailable', 'internal failure')
+      }
+    },
+  )
+}
+
+export default callback

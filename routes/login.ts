@@ -1,0 +1,43 @@
+import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
+import { beginLogin, MAX_PENDING_LOGINS } from '../src/login.js'
+import { Realm } from '../src/realm.js'
+import { resolveReturnTo } from '../src/return-to.js'
+
+const LoginQuery = Type.Object({
+  profile: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  // Any string: one that is not allowed is replaced by FRONTEND_URL, never refused (contract §3.1).
+  returnTo: Type.Optional(Type.String()),
+  prompt: Type.Optional(Type.String({ pattern: '^[a-z_]+( [a-z_]+)*$', maxLength: 64 })),
+  ui_locales: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+( [A-Za-z0-9-]+)*$', maxLength: 64 })),
+})
+
+/** `GET /auth/login`: starts an authorization-code + PKCE login at the realm's EPCC OIDC profile. */
+const login: FastifyPluginAsyncTypebox = async (app) => {
+  const { config } = app
+
+  app.get('/auth/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
+    const realm = await app.realm.current().catch((err: Error) => {
+      request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')
+      return undefined
+    })
+    if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)
+    const profile = Realm.pickProfile(realm, request.query.profile)
+    const { transaction, authorizationUrl } = await beginLogin({
+      profile,
+      clientId: realm.clientId,
+      redirectUri: config.redirectUri,
+      returnTo: resolveReturnTo(request.query.returnTo, config),
+      prompt: request.query.prompt,
+      uiLocales: request.query.ui_locales,
+    })
+    await app.logins.save(transaction)
+    // The login belongs to this browser: its state is listed in the browser's session (contract §6 "Binding").
+    const pending = [...(request.session.logins ?? []), transaction.state]
+    const evicted = pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS))
+    await app.logins.discard(evicted)
+    request.session.logins = pending
+    return reply.redirect(authorizationUrl.href, 302)
+  })
+}
+
+export default login

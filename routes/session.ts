@@ -1,0 +1,62 @@
+import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
+import { signedInMember } from '../plugins/session.js'
+import { MAX_PAGE_LIMIT } from '../src/epcc/client.js'
+
+const Account = Type.Object({ id: Type.String(), name: Type.String() })
+const SessionBody = Type.Object({
+  member: Type.Object({ id: Type.String(), name: Type.String(), email: Type.String() }),
+  activeAccount: Account,
+  accountCount: Type.Integer(),
+  expiresAt: Type.String({ format: 'date-time' }),
+})
+const AccountsQuery = Type.Object({
+  'page[offset]': Type.Integer({ minimum: 0, maximum: 10_000, default: 0 }),
+  'page[limit]': Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: 25 }),
+})
+const AccountsBody = Type.Object({
+  data: Type.Array(Account),
+  meta: Type.Object({
+    page: Type.Object({ offset: Type.Integer(), limit: Type.Integer() }),
+    results: Type.Object({ total: Type.Integer() }),
+  }),
+})
+const SwitchBody = Type.Object(
+  { accountId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) },
+  { additionalProperties: false },
+)
+
+/** The signed-in member's session (contract §3.2): who, which accounts, switch the active one. */
+const session: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/session', { schema: { response: { 200: SessionBody } } }, async (request, reply) => {
+    const auth = await signedInMember(request, reply)
+    return app.memberSessions.view(auth)
+  })
+
+  app.get(
+    '/session/accounts',
+    { schema: { querystring: AccountsQuery, response: { 200: AccountsBody } } },
+    async (request, reply) => {
+      const auth = await signedInMember(request, reply)
+      return app.memberSessions.accounts(auth, request.query['page[offset]'], request.query['page[limit]'])
+    },
+  )
+
+  app.put(
+    '/session/active-account',
+    { schema: { body: SwitchBody, response: { 200: SessionBody } }, bodyLimit: 1024 },
+    async (request, reply) => {
+      const auth = await signedInMember(request, reply)
+      const switched = await app.memberSessions.switchAccount(auth, request.body.accountId)
+      // A new session id at every account switch (contract §2); the old one resolves to nothing.
+      await request.session.regenerate()
+      request.session.auth = switched
+      request.log.info(
+        { memberId: switched.member.id, accountId: switched.activeAccount.id },
+        'account switched',
+      )
+      return app.memberSessions.view(switched)
+    },
+  )
+}
+
+export default session

@@ -1,0 +1,375 @@
+import { EpccError, readEpccErrors } from './errors.js'
+
+/** What the BFF reads from EPCC; shapes follow ../shared/reference/epcc-api.md §1. */
+export interface AccountAuthenticationSettings {
+  realmId: string
+  /** `meta.client_id`: the `client_id` of the authorization request. */
+  clientId: string
+}
+
+export interface OidcProfile {
+  id: string
+  name: string
+  /** `links.authorization-endpoint`, exactly as EPCC gave it (own query string, maybe another host). */
+  authorizationEndpoint: string
+  /** The issuer EPCC presents at the authorization endpoint (for RFC 9207 `iss` checks). */
+  issuer: string
+}
+
+export interface AccountToken {
+  accountId: string
+  accountName: string
+  token: string
+  /** Epoch milliseconds. */
+  expiresAt: number
+}
+
+export interface AccountTokenPage {
+  memberId: string | undefined
+  tokens: AccountToken[]
+  offset: number
+  /** `meta.results.total`: every account of the member, not just this page. */
+  total: number
+}
+
+export interface Member {
+  id: string
+  name: string
+  email: string
+}
+
+export interface EpccClientOptions {
+  baseUrl: string
+  clientId: string
+  clientSecret?: string | undefined
+  timeoutMs: number
+  now?: () => number
+}
+
+type StoreGrant = 'implicit' | 'client_credentials'
+interface StoreToken {
+  value: string
+  /** Epoch ms after which we fetch a new one (60 s before EPCC's `expires`). */
+  renewAt: number
+}
+
+/** Store tokens are re-fetched this long before they expire, as epcc-cli and the shopper SDK do. */
+const STORE_TOKEN_LEEWAY_MS = 60_000
+/** EPCC's page size cap (epcc-api.md §1.0). */
+export const MAX_PAGE_LIMIT = 100
+
+/**
+ * The EPCC calls the BFF makes. Every call has the `EPCC_TIMEOUT_MS` budget; failures are `EpccError`s
+ * that say whether EPCC refused (`rejected`) or could not answer (`unavailable`).
+ */
+export class EpccClient {
+  private readonly base: string
+  private readonly now: () => number
+  private readonly storeTokens = new Map<StoreGrant, StoreToken>()
+  private readonly storeTokenFetches = new Map<StoreGrant, Promise<StoreToken>>()
+
+  constructor(private readonly opts: EpccClientOptions) {
+    this.base = `${opts.baseUrl.replace(/\/+$/, '')}/`
+    this.now = opts.now ?? Date.now
+  }
+
+  /** The store's implicit token, shared by every session; one fetch in flight at a time. */
+  implicitToken(): Promise<string> {
+    return this.storeToken('implicit')
+  }
+
+  /** Forget a token EPCC refused, so that the next call fetches a fresh one. */
+  dropImplicitToken(token: string): void {
+    if (this.storeTokens.get('implicit')?.value === token) this.storeTokens.delete('implicit')
+  }
+
+  private async storeToken(grant: StoreGrant): Promise<string> {
+    const cached = this.storeTokens.get(grant)
+    if (cached && cached.renewAt > this.now()) return cached.value
+    let pending = this.storeTokenFetches.get(grant)
+    if (!pending) {
+      pending = this.fetchStoreToken(grant).finally(() => this.storeTokenFetches.delete(grant))
+      this.storeTokenFetches.set(grant, pending)
+    }
+    return (await pending).value
+  }
+
+  private async fetchStoreToken(grant: StoreGrant): Promise<StoreToken> {
+    const form = new URLSearchParams({ grant_type: grant, client_id: this.opts.clientId })
+    if (grant === 'client_credentials') form.set('client_secret', this.opts.clientSecret ?? '')
+    const body = await this.call<{ access_token?: unknown; expires?: unknown; expires_in?: unknown }>(
+      `store_token_${grant}`,
+      'oauth/access_token',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form.toString(),
+      },
+    )
+    if (typeof body.access_token !== 'string' || body.access_token === '') {
+      throw new EpccError(`store_token_${grant}`, 'unavailable', 200, 'no access_token in the response')
+    }
+    const expiresAt =
+      typeof body.expires === 'number'
+        ? body.expires * 1000
+        : this.now() + (typeof body.expires_in === 'number' ? body.expires_in : 3600) * 1000
+    const token = { value: body.access_token, renewAt: expiresAt - STORE_TOKEN_LEEWAY_MS }
+    this.storeTokens.set(grant, token)
+    return token
+  }
+
+  /**
+   * `GET /v2/settings/account-authentication`. EPCC's permission table forbids it to implicit tokens while
+   * its own storefront uses one (epcc-api.md §1.2): try implicit, fall back to client_credentials when a
+   * secret is configured.
+   */
+  async accountAuthenticationSettings(): Promise<AccountAuthenticationSettings> {
+    const read = async (grant: StoreGrant) =>
+      this.call<{ data?: SettingsData }>(
+        'account_authentication_settings',
+        'v2/settings/account-authentication',
+        {
+          headers: { authorization: `Bearer ${await this.storeToken(grant)}` },
+        },
+      )
+    let body: { data?: SettingsData }
+    try {
+      body = await read('implicit')
+    } catch (err) {
+      const refused = err instanceof EpccError && (err.status === 401 || err.status === 403)
+      if (!refused || !this.opts.clientSecret) throw err
+      body = await read('client_credentials')
+    }
+    const realmId = body.data?.relationships?.authentication_realm?.data?.id
+    const clientId = body.data?.meta?.client_id
+    if (typeof realmId !== 'string' || typeof clientId !== 'string') {
+      throw new EpccError(
+        'account_authentication_settings',
+        'unavailable',
+        200,
+        'settings without realm or client_id',
+      )
+    }
+    return { realmId, clientId }
+  }
+
+  /** Every OIDC profile of the realm, following the pages. */
+  async oidcProfiles(realmId: string): Promise<OidcProfile[]> {
+    const profiles: OidcProfile[] = []
+    for (let offset = 0; ; ) {
+      const body = await this.call<ListBody<ProfileData>>(
+        'oidc_profiles',
+        `v2/authentication-realms/${encodeURIComponent(realmId)}/oidc-profiles?page[limit]=${MAX_PAGE_LIMIT}&page[offset]=${offset}`,
+        { headers: { authorization: `Bearer ${await this.implicitToken()}` } },
+      )
+      const items = Array.isArray(body.data) ? body.data : []
+      for (const item of items) {
+        const endpoint = item.links?.['authorization-endpoint']
+        if (typeof item.id !== 'string' || typeof endpoint !== 'string') continue
+        profiles.push({
+          id: item.id,
+          name: typeof item.name === 'string' ? item.name : item.id,
+          authorizationEndpoint: endpoint,
+          issuer: profileIssuer(item, endpoint),
+        })
+      }
+      offset += items.length
+      const total = body.meta?.results?.total
+      if (items.length === 0 || !hasNext(body.links?.next) || (typeof total === 'number' && offset >= total))
+        break
+    }
+    return profiles
+  }
+
+  /**
+   * `POST /v2/account-members/tokens` with `authentication_mechanism: oidc`. Never retried: the code is
+   * single-use, and a retry after EPCC redeemed it would only fail (RFC 6749 §4.1.2).
+   */
+  async exchangeOidcCode(input: {
+    code: string
+    redirectUri: string
+    codeVerifier: string
+    limit: number
+  }): Promise<AccountTokenPage> {
+    const body = await this.call<ListBody<TokenData>>(
+      'exchange_oidc_code',
+      `v2/account-members/tokens?page[limit]=${input.limit}&page[offset]=0`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await this.implicitToken()}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          data: {
+            type: 'account_management_authentication_token',
+            authentication_mechanism: 'oidc',
+            oauth_authorization_code: input.code,
+            oauth_redirect_uri: input.redirectUri,
+            oauth_code_verifier: input.codeVerifier,
+          },
+        }),
+      },
+    )
+    return readTokenPage('exchange_oidc_code', body, 0)
+  }
+
+  /**
+   * The switch mechanism (`account_management_authentication_token`): a fresh token for every account of
+   * the member who owns `accountToken`, one page at a time (epcc-api.md §1.6).
+   */
+  async switchAccountTokens(
+    accountToken: string,
+    page: { offset: number; limit: number },
+  ): Promise<AccountTokenPage> {
+    const body = await this.call<ListBody<TokenData>>(
+      'switch_account_tokens',
+      `v2/account-members/tokens?page[limit]=${page.limit}&page[offset]=${page.offset}`,
+      {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await this.implicitToken()}`,
+          'ep-account-management-authentication-token': accountToken,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          data: {
+            type: 'account_management_authentication_token',
+            authentication_mechanism: 'account_management_authentication_token',
+          },
+        }),
+      },
+    )
+    return readTokenPage('switch_account_tokens', body, page.offset)
+  }
+
+  /** `GET /v2/account-members/{id}` with the implicit token and an account token of that member. */
+  async accountMember(memberId: string, accountToken: string): Promise<Member> {
+    const body = await this.call<{ data?: { id?: unknown; name?: unknown; email?: unknown } }>(
+      'account_member',
+      `v2/account-members/${encodeURIComponent(memberId)}`,
+      {
+        headers: {
+          authorization: `Bearer ${await this.implicitToken()}`,
+          'ep-account-management-authentication-token': accountToken,
+        },
+      },
+    )
+    const data = body.data
+    if (typeof data?.id !== 'string') {
+      throw new EpccError('account_member', 'unavailable', 200, 'member response without an id')
+    }
+    return {
+      id: data.id,
+      name: typeof data.name === 'string' ? data.name : '',
+      email: typeof data.email === 'string' ? data.email : '',
+    }
+  }
+
+  private async call<T>(operation: string, path: string, init: RequestInit = {}): Promise<T> {
+    let response: Response
+    let text: string
+    try {
+      response = await fetch(new URL(path, this.base), {
+        ...init,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      })
+      text = await response.text()
+    } catch (err) {
+      const timedOut = (err as Error).name === 'TimeoutError'
+      throw new EpccError(operation, 'unavailable', undefined, timedOut ? 'timed out' : 'network error')
+    }
+    if (response.status >= 200 && response.status < 300) {
+      try {
+        return JSON.parse(text) as T
+      } catch {
+        throw new EpccError(operation, 'unavailable', response.status, 'response is not JSON')
+      }
+    }
+    const detail = readEpccErrors(text)
+      .map((e) => e.title)
+      .join('; ')
+    // 429 and 5xx are EPCC's trouble, not a verdict on the request (epcc-api.md §1.0).
+    const kind = response.status === 429 || response.status >= 500 ? 'unavailable' : 'rejected'
+    throw new EpccError(operation, kind, response.status, detail || `HTTP ${response.status}`)
+  }
+}
+
+interface SettingsData {
+  relationships?: { authentication_realm?: { data?: { id?: unknown } } }
+  meta?: { client_id?: unknown }
+}
+interface ProfileData {
+  id?: unknown
+  name?: unknown
+  meta?: { issuer?: unknown }
+  links?: Record<string, unknown>
+}
+interface TokenData {
+  account_id?: unknown
+  account_name?: unknown
+  token?: unknown
+  expires?: unknown
+}
+interface ListBody<T> {
+  data?: T[]
+  meta?: { account_member_id?: unknown; results?: { total?: unknown } }
+  links?: { next?: unknown }
+}
+
+/** `links.next` is a URL, `null`, missing, or the string "null" in older responses (epcc-api.md §1.0). */
+function hasNext(next: unknown): boolean {
+  return typeof next === 'string' && next !== '' && next !== 'null'
+}
+
+/**
+ * EPCC's own issuer for the realm: the `client-discovery-url` without its well-known suffix, or else the
+ * authorization endpoint without its query.
+ */
+function profileIssuer(item: ProfileData, endpoint: string): string {
+  const discovery = item.links?.['client-discovery-url']
+  if (typeof discovery === 'string' && discovery.endsWith('/.well-known/openid-configuration')) {
+    return discovery.slice(0, -'/.well-known/openid-configuration'.length)
+  }
+  const url = new URL(endpoint)
+  return `${url.origin}${url.pathname}`
+}
+
+function readTokenPage(operation: string, body: ListBody<TokenData>, offset: number): AccountTokenPage {
+  if (!Array.isArray(body.data)) throw new EpccError(operation, 'unavailable', 201, 'token list without data')
+  const tokens: AccountToken[] = []
+  for (const item of body.data) {
+    const expiresAt = typeof item.expires === 'string' ? Date.parse(item.expires) : Number.NaN
+    if (typeof item.account_id !== 'string' || typeof item.token !== 'string' || Number.isNaN(expiresAt)) {
+      throw new EpccError(operation, 'unavailable', 201, 'token list with an unusable entry')
+    }
+    tokens.push({
+      accountId: item.account_id,
+      accountName: typeof item.account_name === 'string' ? item.account_name : '',
+      token: item.token,
+      expiresAt,
+    })
+  }
+  const total = body.meta?.results?.total
+  const memberId = body.meta?.account_member_id
+  return {
+    // Older responses leave `meta.account_member_id` out; the token's `sub` names the member (§1.8).
+    memberId: typeof memberId === 'string' ? memberId : tokenSubject(tokens[0]?.token),
+    tokens,
+    offset,
+    total: typeof total === 'number' ? total : offset + tokens.length,
+  }
+}
+
+/** The `sub` claim of an account token, read (not verified: EPCC signs with a secret we don't have). */
+function tokenSubject(token: string | undefined): string | undefined {
+  const payload = token?.split('.')[1]
+  if (!payload) return undefined
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown }
+    return typeof claims.sub === 'string' ? claims.sub : undefined
+  } catch {
+    return undefined
+  }
+}

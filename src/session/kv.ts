@@ -1,0 +1,112 @@
+/**
+ * The storage under sessions, login transactions and the token vault: string values with a TTL.
+ * One process keeps it in memory; several replicas share Redis (contract §1 `REDIS_URL`).
+ */
+export interface KeyValueStore {
+  get(key: string): Promise<string | undefined>
+  set(key: string, value: string, ttlMs: number): Promise<void>
+  /** Returns the value and removes it in one step: at most one caller ever gets it. */
+  take(key: string): Promise<string | undefined>
+  delete(key: string): Promise<void>
+  /** Resolves when the store answers (readiness). */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+/** The store could not be reached or did not answer: the request gets `503 session_store_unavailable`. */
+export class StoreUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('session store unavailable', { cause })
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+interface Entry {
+  value: string
+  expiresAt: number
+}
+
+export interface MemoryStoreOptions {
+  /** Upper bound on the characters held (keys + values); the least recently written go first. */
+  maxChars?: number
+  sweepIntervalMs?: number
+  now?: () => number
+}
+
+/**
+ * A bounded in-memory store that expires entries (the @fastify/session default keeps everything forever).
+ * Values are strings, as in Redis, so both stores behave the same and no request shares a live object.
+ */
+export class MemoryKeyValueStore implements KeyValueStore {
+  // A Map iterates in insertion order; re-inserting on write keeps the oldest write first for eviction.
+  private readonly entries = new Map<string, Entry>()
+  private chars = 0
+  private readonly maxChars: number
+  private readonly now: () => number
+  private readonly sweeper: NodeJS.Timeout
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.maxChars = opts.maxChars ?? 256 * 1024 * 1024
+    this.now = opts.now ?? Date.now
+    this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 30_000)
+    this.sweeper.unref()
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return this.live(key)?.value
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    this.remove(key)
+    if (ttlMs <= 0) return
+    this.entries.set(key, { value, expiresAt: this.now() + ttlMs })
+    this.chars += key.length + value.length
+    for (const [oldest] of this.entries) {
+      if (this.chars <= this.maxChars) break
+      this.remove(oldest)
+    }
+  }
+
+  async take(key: string): Promise<string | undefined> {
+    const entry = this.live(key)
+    if (entry) this.remove(key)
+    return entry?.value
+  }
+
+  async delete(key: string): Promise<void> {
+    this.remove(key)
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper)
+    this.entries.clear()
+    this.chars = 0
+  }
+
+  private live(key: string): Entry | undefined {
+    const entry = this.entries.get(key)
+    if (entry && entry.expiresAt <= this.now()) {
+      this.remove(key)
+      return undefined
+    }
+    return entry
+  }
+
+  private remove(key: string): void {
+    const entry = this.entries.get(key)
+    if (!entry) return
+    this.entries.delete(key)
+    this.chars -= key.length + entry.value.length
+  }
+
+  private sweep(): void {
+    const now = this.now()
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.remove(key)
+  }
+}

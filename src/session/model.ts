@@ -1,0 +1,51 @@
+import type { Member } from '../epcc/client.js'
+import { LOGIN_TTL_MS } from '../login.js'
+
+export interface AccountRef {
+  id: string
+  name: string
+}
+
+/** What a signed-in session holds besides its tokens (those live in the token vault). */
+export interface SignedIn {
+  member: Member
+  activeAccount: AccountRef
+  /** Every account of the member (`meta.results.total`), not just the ones we hold tokens for. */
+  accountCount: number
+  /** Key of this session's token vault entry; never leaves the server. */
+  vaultId: string
+  /** When the active account token expires (epoch ms). */
+  tokenExpiresAt: number
+  createdAt: number
+  lastSeenAt: number
+}
+
+/** The session record @fastify/session stores: pending login states, and the member once signed in. */
+export interface SessionRecord {
+  /** `state`s of the logins this browser has pending (the transactions themselves are stored apart). */
+  logins?: string[]
+  auth?: SignedIn
+}
+
+export interface SessionPolicy {
+  idleMs: number
+  absoluteMs: number
+}
+
+/** The moment the session ends if no further request comes (contract §4 `expiresAt`). */
+export function sessionDeadline(auth: SignedIn, policy: SessionPolicy): number {
+  return Math.min(auth.lastSeenAt + policy.idleMs, auth.createdAt + policy.absoluteMs, auth.tokenExpiresAt)
+}
+
+/** How long the store keeps a record: a signed-in one to its deadline, a pre-login one as long as a login. */
+export function recordTtlMs(record: SessionRecord, policy: SessionPolicy, now: number): number {
+  return record.auth ? sessionDeadline(record.auth, policy) - now : LOGIN_TTL_MS
+}
+
+/**
+ * `lastSeenAt` is written back at most this often, so that a read that changes nothing costs no store write;
+ * the idle deadline is therefore exact to within this interval.
+ */
+export function touchIntervalMs(policy: SessionPolicy): number {
+  return Math.min(60_000, Math.floor(policy.idleMs / 10))
+}
