@@ -1,0 +1,74 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import type { KeyValueStore } from '../../src/session/kv.js'
+
+/** The behaviour every `KeyValueStore` must have; run against each implementation. */
+export function storeContract(t: Test, name: string, make: () => Promise<KeyValueStore>): void {
+  t.test(`${name}: the store contract`, async (t) => {
+    const store = await make()
+    t.teardown(() => store.close())
+    const k = (s: string) => `contract:${process.pid}:${Math.random().toString(36).slice(2)}:${s}`
+
+    t.test('a value written is read back until it expires', async (t) => {
+      const key = k('ttl')
+      await store.set(key, 'v1', 300)
+      t.equal(await store.get(key), 'v1')
+      await sleep(1100)
+      t.equal(await store.get(key), undefined, 'gone after its TTL')
+    })
+
+    t.test('overwrite replaces the value and its TTL', async (t) => {
+      const key = k('overwrite')
+      await store.set(key, 'old', 200)
+      await store.set(key, 'new', 60_000)
+      await sleep(1100)
+      t.equal(await store.get(key), 'new')
+      await store.delete(key)
+    })
+
+    t.test('delete removes; deleting a missing key is fine', async (t) => {
+      const key = k('delete')
+      await store.set(key, 'v', 60_000)
+      await store.delete(key)
+      t.equal(await store.get(key), undefined)
+      await t.resolves(store.delete(k('never-written')))
+    })
+
+    t.test('take hands a value to exactly one of many concurrent callers', async (t) => {
+      const key = k('take')
+      await store.set(key, 'once', 60_000)
+      const results = await Promise.all(Array.from({ length: 20 }, () => store.take(key)))
+      t.same(
+        results.filter((r) => r !== undefined),
+        ['once'],
+      )
+      t.equal(await store.get(key), undefined)
+    })
+
+    t.test('concurrent writes leave one of the written values whole', async (t) => {
+      const key = k('race')
+      const values = Array.from({ length: 20 }, (_, i) => `value-${i}-${'x'.repeat(i * 100)}`)
+      await Promise.all(values.map((v) => store.set(key, v, 60_000)))
+      t.ok(values.includes((await store.get(key)) ?? ''))
+      await store.delete(key)
+    })
+
+    t.test('any string survives a round trip, including garbage', async (t) => {
+      const key = k('garbage')
+      const garbage = '\u0000\uffff{"not json"\n\r\t 🙂 \\ \u2028'
+      await store.set(key, garbage, 60_000)
+      t.equal(await store.get(key), garbage)
+      await store.delete(key)
+    })
+
+    t.test('a zero TTL stores nothing', async (t) => {
+      const key = k('zero')
+      await store.set(key, 'v', 0)
+      t.equal(await store.get(key), undefined)
+    })
+
+    t.test('ping answers', async (t) => {
+      await t.resolves(store.ping())
+    })
+  })
+}
