@@ -1,0 +1,82 @@
+import { Redis } from 'ioredis'
+import { type KeyValueStore, StoreUnavailableError } from './kv.js'
+
+const READY_WAIT_MS = 300
+
+export interface RedisStoreOptions {
+  /** Prefix of every key this BFF writes (several deployments may share a Redis). */
+  prefix?: string
+  /** Called for connection errors; ioredis would otherwise crash the process on an unhandled 'error'. */
+  onError?: (err: Error) => void
+}
+
+/**
+ * The shared store for several replicas. Fails fast (security.md §2.7): no offline queue, one retry, short
+ * command and connect timeouts, so that while Redis is down a request gets 503 in well under a second;
+ * ioredis keeps reconnecting in the background and service resumes without a restart.
+ */
+export class RedisKeyValueStore implements KeyValueStore {
+  private readonly redis: Redis
+  private readonly prefix: string
+
+  constructor(url: string, opts: RedisStoreOptions = {}) {
+    this.prefix = opts.prefix ?? 'epcc-bff:'
+    this.redis = new Redis(url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 500,
+      connectTimeout: 1000,
+      retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
+    })
+    this.redis.on('error', (err: Error) => opts.onError?.(err))
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.run(() => this.redis.get(this.prefix + key))) ?? undefined
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0) return this.delete(key)
+    await this.run(() => this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs)))
+  }
+
+  async take(key: string): Promise<string | undefined> {
+    // GETDEL (Redis ≥ 6.2) is atomic: of two replicas racing for one login transaction, one gets it.
+    return (await this.run(() => this.redis.getdel(this.prefix + key))) ?? undefined
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.run(() => this.redis.del(this.prefix + key))
+  }
+
+  async ping(): Promise<void> {
+    await this.run(() => this.redis.ping())
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect()
+  }
+
+  private ready(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.redis.off('ready', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.redis.once('ready', done)
+    })
+  }
+
+  private async run<T>(command: () => Promise<T>): Promise<T> {
+    // Without an offline queue a command fails at once while (re)connecting: give a connection that is
+    // on its way a moment to be ready, still well inside the one-second answer while Redis is down.
+    if (this.redis.status !== 'ready') await this.ready(READY_WAIT_MS)
+    try {
+      return await command()
+    } catch (err) {
+      throw new StoreUnavailableError(err)
+    }
+  }
+}

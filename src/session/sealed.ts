@@ -1,0 +1,108 @@
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import type { KeyValueStore } from './kv.js'
+
+interface SealingKey {
+  id: string
+  key: Buffer
+}
+
+const VERSION = 'v1'
+const IV_BYTES = 12
+const TAG_BYTES = 16
+// Fixed salt: the secrets are already high-entropy; HKDF separates this use from cookie signing.
+const SALT = Buffer.from('epcc-oidc-bff/store-encryption')
+
+/**
+ * AES-256-GCM keys derived from the `SESSION_SECRET` entries with HKDF-SHA256: the first seals, all open,
+ * so rotating the secret list rotates these keys too. The key id is derived separately and reveals nothing
+ * of the key.
+ */
+export function deriveSealingKeys(secrets: readonly string[]): SealingKey[] {
+  return secrets.map((secret) => ({
+    id: Buffer.from(hkdfSync('sha256', secret, SALT, 'key-id', 6)).toString('base64url'),
+    key: Buffer.from(hkdfSync('sha256', secret, SALT, 'aes-256-gcm', 32)),
+  }))
+}
+
+/**
+ * Every value encrypted at rest, in both stores: AES-256-GCM, a fresh random IV per write, the key id in
+ * the envelope `v1.<kid>.<iv>.<ciphertext>.<tag>`, and the record's own key (which carries the session id,
+ * the login `state` or the vault id) as associated data, so a ciphertext copied under another key does not
+ * open. A value that does not open reads as absent: no session, never a 500.
+ */
+export class SealedKeyValueStore implements KeyValueStore {
+  private readonly byId: Map<string, Buffer>
+  private readonly current: SealingKey
+
+  constructor(
+    private readonly inner: KeyValueStore,
+    keys: SealingKey[],
+  ) {
+    const [current] = keys
+    if (!current) throw new Error('at least one sealing key is required')
+    this.current = current
+    this.byId = new Map(keys.map((k) => [k.id, k.key]))
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const sealed = await this.inner.get(key)
+    return sealed === undefined ? undefined : this.open(key, sealed)
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.inner.set(key, this.seal(key, value), ttlMs)
+  }
+
+  async take(key: string): Promise<string | undefined> {
+    const sealed = await this.inner.take(key)
+    return sealed === undefined ? undefined : this.open(key, sealed)
+  }
+
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key)
+  }
+
+  ping(): Promise<void> {
+    return this.inner.ping()
+  }
+
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+
+  seal(key: string, value: string): string {
+    const iv = randomBytes(IV_BYTES)
+    const cipher = createCipheriv('aes-256-gcm', this.current.key, iv, { authTagLength: TAG_BYTES })
+    cipher.setAAD(Buffer.from(key))
+    const ciphertext = Buffer.concat([cipher.update(value, 'utf8'), cipher.final()])
+    const tag = cipher.getAuthTag()
+    return [
+      VERSION,
+      this.current.id,
+      iv.toString('base64url'),
+      ciphertext.toString('base64url'),
+      tag.toString('base64url'),
+    ].join('.')
+  }
+
+  open(key: string, sealed: string): string | undefined {
+    const [version, kid, iv, ciphertext, tag, extra] = sealed.split('.')
+    if (version !== VERSION || !kid || !iv || ciphertext === undefined || !tag || extra !== undefined)
+      return undefined
+    const aesKey = this.byId.get(kid)
+    if (!aesKey) return undefined
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', aesKey, Buffer.from(iv, 'base64url'), {
+        authTagLength: TAG_BYTES,
+      })
+      decipher.setAAD(Buffer.from(key))
+      decipher.setAuthTag(Buffer.from(tag, 'base64url'))
+      return Buffer.concat([
+        decipher.update(Buffer.from(ciphertext, 'base64url')),
+        decipher.final(),
+      ]).toString('utf8')
+    } catch {
+      return undefined
+    }
+  }
+}
