@@ -17,12 +17,15 @@ const CLIENT_ERRORS: Record<number, [string, string]> = {
  */
 export default fp(
   async (app) => {
-    app.addHook('onSend', async (_request, reply, payload) => {
-      if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store')
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (!request.routeOptions.config?.proxied && !reply.hasHeader('cache-control')) {
+        reply.header('cache-control', 'no-store')
+      }
       return payload
     })
 
     app.setErrorHandler((err: FastifyError, request, reply) => {
+      reply.header('cache-control', 'no-store')
       if (err instanceof BffError) {
         return reply.code(err.statusCode).send({ error: err.code, message: err.message })
       }
@@ -39,7 +42,8 @@ export default fp(
       const status = err.statusCode ?? 500
       if (err.validation || (status >= 400 && status < 500)) {
         const [code, message] = CLIENT_ERRORS[status] ?? ['bad_request', 'The request is malformed.']
-        return reply.code(err.validation ? 400 : status).send({ error: code, message })
+        const detail = err.validation ? `${message} ${err.message}` : message
+        return reply.code(err.validation ? 400 : status).send({ error: code, message: detail })
       }
       request.log.error({ err }, 'unexpected error')
       return reply.code(500).send({ error: 'internal_error', message: 'Something went wrong on our side.' })

@@ -2,12 +2,11 @@ import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyReply, FastifyRequest, Session } from 'fastify'
 import fp from 'fastify-plugin'
-import { unauthenticated } from '../src/errors.js'
+import { type BffError, unauthenticated } from '../src/errors.js'
 import { LoginTransactions } from '../src/login.js'
-import { MemberSessions } from '../src/member-sessions.js'
+import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
 import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
 import { SessionRecordStore } from '../src/session/store.js'
-import { TokenVault } from '../src/session/vault.js'
 
 declare module 'fastify' {
   interface Session extends SessionRecord {
@@ -68,7 +67,7 @@ export default fp(
     })
 
     app.decorate('logins', new LoginTransactions(app.kv))
-    app.decorate('memberSessions', new MemberSessions(app.epcc, new TokenVault(app.kv), policy))
+    app.decorate('memberSessions', new MemberSessions(app.epcc, app.kv, policy))
     app.decorate('clearSessionCookie', (reply: FastifyReply) => {
       reply.clearCookie(cfg.cookieName, cookie)
     })
@@ -77,20 +76,31 @@ export default fp(
 )
 
 /**
- * The signed-in member of this request, or `401 unauthenticated`. A session past its deadline is deleted
- * and its cookie expired; `lastSeenAt` is written back at most once per touch interval.
+ * The signed-in member of this request, with a token that is not due for renewal (a request that carries the
+ * session cookie is "use", contract §6), or `notSignedIn()` (`401 unauthenticated` by default). A session past
+ * its deadline, or whose renewal EPCC refused, is deleted and its cookie expired. `lastSeenAt` is written
+ * back at most once per touch interval.
  */
-export async function signedInMember(request: FastifyRequest, reply: FastifyReply): Promise<SignedIn> {
-  const auth = request.session.auth
-  if (!auth) throw unauthenticated()
+export async function signedInMember(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  notSignedIn: () => BffError = unauthenticated,
+): Promise<SignedIn> {
+  let auth = request.session.auth
+  if (!auth) throw notSignedIn()
   const sessions = request.server.memberSessions
-  if (sessions.isOver(auth)) {
+  try {
+    if (sessions.isOver(auth)) throw new SessionExpiredError()
+    auth = await sessions.fresh(auth)
+  } catch (err) {
+    if (!(err instanceof SessionExpiredError)) throw err
+    request.log.info({ memberId: auth.member.id }, 'session expired')
     await endSession(request, reply)
-    throw unauthenticated()
+    throw notSignedIn()
   }
-  const touched = sessions.touched(auth)
-  if (touched) request.session.auth = touched
-  return touched ?? auth
+  const touched = sessions.touched(auth) ?? auth
+  if (touched !== request.session.auth) request.session.auth = touched
+  return touched
 }
 
 /** Deletes the session, its tokens and its pending logins server-side, and expires the cookie. */

@@ -12,6 +12,7 @@ import authApiRoutes from '../routes/auth-api.js'
 import callbackRoutes from '../routes/callback.js'
 import healthRoutes from '../routes/health.js'
 import loginRoutes from '../routes/login.js'
+import proxyRoutes from '../routes/proxy.js'
 import sessionRoutes from '../routes/session.js'
 import type { Config, TrustProxy } from './config.js'
 import { loggerOptions } from './logger.js'
@@ -61,6 +62,7 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
         await api.register(csrfPlugin)
         await api.register(authApiRoutes)
         await api.register(sessionRoutes)
+        await api.register(proxyRoutes)
       })
     },
     { prefix: config.basePath },

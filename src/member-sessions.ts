@@ -1,8 +1,12 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { type AccountToken, type EpccClient, MAX_PAGE_LIMIT } from './epcc/client.js'
 import { EpccError } from './epcc/errors.js'
-import { BffError, LoginError, unauthenticated, unknownAccount } from './errors.js'
+import { BffError, LoginError, unknownAccount } from './errors.js'
+import type { KeyValueStore } from './session/kv.js'
 import {
   type AccountRef,
+  renewalDue,
   type SessionPolicy,
   type SignedIn,
   sessionDeadline,
@@ -22,17 +26,34 @@ export interface AccountsPage {
   meta: { page: { offset: number; limit: number }; results: { total: number } }
 }
 
+/** EPCC refused to renew the session's token (or it is gone): the session is over. */
+export class SessionExpiredError extends BffError {
+  constructor() {
+    super(401, 'session_expired', 'The session has expired; sign in again.')
+  }
+}
+
+/** A renewal lock is held at most this long; a crashed holder blocks no one for longer. */
+const RENEWAL_LEASE_MS = 10_000
+const LOCK_POLL_MS = 25
+
 /**
- * What a signed-in member can do with their session: sign in from an authorization code, read it, page
- * through their accounts, switch the active account, sign out. Framework-free; routes call it.
+ * What a signed-in member can do with their session: sign in from an authorization code, read it, keep its
+ * token fresh, page through their accounts, switch the active one, sign out. Framework-free; routes call it.
  */
 export class MemberSessions {
+  private readonly vault: TokenVault
+  /** Renewals running in this process, by vault id: concurrent requests of one session share one. */
+  private readonly renewals = new Map<string, Promise<SignedIn>>()
+
   constructor(
     private readonly epcc: EpccClient,
-    private readonly vault: TokenVault,
+    private readonly kv: KeyValueStore,
     readonly policy: SessionPolicy,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.vault = new TokenVault(kv)
+  }
 
   /**
    * Redeems the code (once: never retried) and builds the signed-in state. The active account is the first
@@ -56,6 +77,8 @@ export class MemberSessions {
       activeAccount: { id: first.accountId, name: first.accountName },
       accountCount: page.total,
       vaultId: TokenVault.newId(),
+      activeIndex: 0,
+      tokenIssuedAt: first.issuedAt,
       tokenExpiresAt: first.expiresAt,
       createdAt: now,
       lastSeenAt: now,
@@ -84,16 +107,38 @@ export class MemberSessions {
     }
   }
 
+  /**
+   * The state with a token that is not due for renewal: renewed through EPCC's switch mechanism when due
+   * (contract §4), at most once at a time per session in this process and, through a lock with a lease in the
+   * store, across replicas. EPCC refusing the renewal ends the session (`SessionExpiredError`); EPCC being
+   * unreachable keeps the current token while it lasts.
+   */
+  fresh(auth: SignedIn): Promise<SignedIn> {
+    if (!renewalDue(auth, this.now())) return Promise.resolve(auth)
+    let running = this.renewals.get(auth.vaultId)
+    if (!running) {
+      running = this.renewUnderLock(auth).finally(() => this.renewals.delete(auth.vaultId))
+      this.renewals.set(auth.vaultId, running)
+    }
+    return running.then((renewed) => ({ ...auth, ...pickToken(renewed) }))
+  }
+
+  /** The active account's token, for the proxy. */
+  async activeToken(auth: SignedIn): Promise<string> {
+    return this.activeEntry(auth, await this.entry(auth)).token
+  }
+
   /** One page of the member's accounts; pages beyond the tokens we hold come from EPCC's switch list. */
   async accounts(auth: SignedIn, offset: number, limit: number): Promise<AccountsPage> {
     const entry = await this.entry(auth)
     let tokens: AccountToken[]
     let total = auth.accountCount
-    if (offset + limit <= entry.tokens.length || entry.tokens.length >= auth.accountCount) {
+    const held = Math.min(entry.tokens.length, MAX_PAGE_LIMIT)
+    if (offset + limit <= held || entry.tokens.length >= auth.accountCount) {
       tokens = entry.tokens.slice(offset, offset + limit)
     } else {
       const page = await this.epcc
-        .switchAccountTokens(this.activeToken(auth, entry), { offset, limit })
+        .switchAccountTokens(this.activeEntry(auth, entry).token, { offset, limit })
         .catch((err: unknown) => {
           throw asApiError(err)
         })
@@ -109,15 +154,20 @@ export class MemberSessions {
   /** The state with `accountId` active; `unknown_account` when it is not one of the member's accounts. */
   async switchAccount(auth: SignedIn, accountId: string): Promise<SignedIn> {
     const entry = await this.entry(auth)
-    let token = entry.tokens.find((t) => t.accountId === accountId)
-    if (!token && entry.tokens.length < auth.accountCount) {
-      token = await this.findBeyondFirstPage(auth, entry, accountId)
+    const index = entry.tokens.slice(0, MAX_PAGE_LIMIT).findIndex((t) => t.accountId === accountId)
+    let found: { token: AccountToken; index: number } | undefined
+    const first = entry.tokens[index]
+    if (first) found = { token: first, index }
+    else if (entry.tokens.length < auth.accountCount || entry.tokens.length > MAX_PAGE_LIMIT) {
+      found = await this.findBeyondFirstPage(auth, entry, accountId)
     }
-    if (!token) throw unknownAccount()
+    if (!found) throw unknownAccount()
     return {
       ...auth,
-      activeAccount: { id: token.accountId, name: token.accountName },
-      tokenExpiresAt: token.expiresAt,
+      activeAccount: { id: found.token.accountId, name: found.token.accountName },
+      activeIndex: found.index,
+      tokenIssuedAt: found.token.issuedAt,
+      tokenExpiresAt: found.token.expiresAt,
       lastSeenAt: this.now(),
     }
   }
@@ -127,25 +177,82 @@ export class MemberSessions {
     await this.vault.delete(auth.vaultId)
   }
 
+  private async renewUnderLock(auth: SignedIn): Promise<SignedIn> {
+    const lock = `lock:renew:${auth.vaultId}`
+    const owner = randomBytes(12).toString('base64url')
+    const deadline = this.now() + RENEWAL_LEASE_MS
+    while (!(await this.kv.setIfAbsent(lock, owner, RENEWAL_LEASE_MS))) {
+      // Another replica is renewing: its result appears in the vault.
+      const current = await this.vaultState(auth)
+      if (!renewalDue(current, this.now())) return current
+      if (this.now() > deadline) return current
+      await sleep(LOCK_POLL_MS)
+    }
+    try {
+      // Re-read after acquiring: the renewal may have happened while we waited.
+      const current = await this.vaultState(auth)
+      if (!renewalDue(current, this.now())) return current
+      return await this.renew(current)
+    } finally {
+      await this.kv.deleteIfEquals(lock, owner).catch(() => {})
+    }
+  }
+
+  private async renew(auth: SignedIn): Promise<SignedIn> {
+    const entry = await this.entry(auth)
+    const offset = Math.floor(auth.activeIndex / MAX_PAGE_LIMIT) * MAX_PAGE_LIMIT
+    let page: Awaited<ReturnType<EpccClient['switchAccountTokens']>>
+    try {
+      page = await this.epcc.switchAccountTokens(this.activeEntry(auth, entry).token, {
+        offset,
+        limit: MAX_PAGE_LIMIT,
+      })
+    } catch (err) {
+      if (err instanceof EpccError && err.kind === 'rejected') {
+        await this.end(auth)
+        throw new SessionExpiredError()
+      }
+      return auth // EPCC unreachable: the current token serves while it lasts.
+    }
+    const renewed = page.tokens.find((t) => t.accountId === auth.activeAccount.id)
+    if (!renewed) {
+      // The member no longer belongs to the active account.
+      await this.end(auth)
+      throw new SessionExpiredError()
+    }
+    const fresh = new Map(page.tokens.map((t) => [t.accountId, t]))
+    const tokens = entry.tokens.map((t) => fresh.get(t.accountId) ?? t)
+    await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))
+    return { ...auth, tokenIssuedAt: renewed.issuedAt, tokenExpiresAt: renewed.expiresAt }
+  }
+
+  /** The session state with the active token as the vault holds it now. */
+  private async vaultState(auth: SignedIn): Promise<SignedIn> {
+    const token = this.activeEntry(auth, await this.entry(auth))
+    return { ...auth, tokenIssuedAt: token.issuedAt, tokenExpiresAt: token.expiresAt }
+  }
+
   private async findBeyondFirstPage(
     auth: SignedIn,
     entry: VaultEntry,
     accountId: string,
-  ): Promise<AccountToken | undefined> {
-    const activeToken = this.activeToken(auth, entry)
+  ): Promise<{ token: AccountToken; index: number } | undefined> {
+    const activeToken = this.activeEntry(auth, entry).token
     for (let offset = 0; offset < auth.accountCount; offset += MAX_PAGE_LIMIT) {
       const page = await this.epcc
         .switchAccountTokens(activeToken, { offset, limit: MAX_PAGE_LIMIT })
         .catch((err: unknown) => {
           throw asApiError(err)
         })
-      const found = page.tokens.find((t) => t.accountId === accountId)
+      const i = page.tokens.findIndex((t) => t.accountId === accountId)
+      const found = page.tokens[i]
       if (found) {
-        const tokens = [...entry.tokens.filter((t) => t.accountId !== accountId), found].slice(
-          -MAX_VAULT_TOKENS,
-        )
+        // The first page stays in place; accounts found further are kept after it, the oldest dropped first.
+        const head = entry.tokens.slice(0, MAX_PAGE_LIMIT)
+        const tail = entry.tokens.slice(MAX_PAGE_LIMIT).filter((t) => t.accountId !== accountId)
+        const tokens = [...head, ...[...tail, found].slice(-(MAX_VAULT_TOKENS - head.length))]
         await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))
-        return found
+        return { token: found, index: offset + i }
       }
       if (page.tokens.length === 0) break
     }
@@ -154,14 +261,14 @@ export class MemberSessions {
 
   private async entry(auth: SignedIn): Promise<VaultEntry> {
     const entry = await this.vault.get(auth.vaultId)
-    if (!entry) throw unauthenticated()
+    if (!entry) throw new SessionExpiredError()
     return entry
   }
 
-  private activeToken(auth: SignedIn, entry: VaultEntry): string {
+  private activeEntry(auth: SignedIn, entry: VaultEntry): AccountToken {
     const token = entry.tokens.find((t) => t.accountId === auth.activeAccount.id)
-    if (!token) throw unauthenticated()
-    return token.token
+    if (!token) throw new SessionExpiredError()
+    return token
   }
 
   /** The vault lives as long as the session could (absolute deadline) or its last token, whichever is first. */
@@ -169,6 +276,10 @@ export class MemberSessions {
     const lastToken = Math.max(...tokens.map((t) => t.expiresAt))
     return Math.min(auth.createdAt + this.policy.absoluteMs, lastToken) - this.now()
   }
+}
+
+function pickToken(state: SignedIn): Pick<SignedIn, 'tokenIssuedAt' | 'tokenExpiresAt'> {
+  return { tokenIssuedAt: state.tokenIssuedAt, tokenExpiresAt: state.tokenExpiresAt }
 }
 
 function asLoginError(
@@ -186,9 +297,8 @@ function asLoginError(
 }
 
 function asApiError(err: unknown) {
-  if (err instanceof EpccError && err.kind === 'rejected' && err.status === 401) {
-    return new BffError(401, 'session_expired', 'Elastic Path no longer accepts this session; sign in again.')
-  }
+  if (err instanceof EpccError && err.kind === 'rejected' && err.status === 401)
+    return new SessionExpiredError()
   if (err instanceof EpccError) {
     return new BffError(
       502,

@@ -20,6 +20,8 @@ export interface AccountToken {
   accountId: string
   accountName: string
   token: string
+  /** When we received it (epoch ms): with `expiresAt`, its lifetime. */
+  issuedAt: number
   /** Epoch milliseconds. */
   expiresAt: number
 }
@@ -211,7 +213,7 @@ export class EpccClient {
         }),
       },
     )
-    return readTokenPage('exchange_oidc_code', body, 0)
+    return readTokenPage('exchange_oidc_code', body, 0, this.now())
   }
 
   /**
@@ -240,7 +242,7 @@ export class EpccClient {
         }),
       },
     )
-    return readTokenPage('switch_account_tokens', body, page.offset)
+    return readTokenPage('switch_account_tokens', body, page.offset, this.now())
   }
 
   /** `GET /v2/account-members/{id}` with the implicit token and an account token of that member. */
@@ -336,7 +338,12 @@ function profileIssuer(item: ProfileData, endpoint: string): string {
   return `${url.origin}${url.pathname}`
 }
 
-function readTokenPage(operation: string, body: ListBody<TokenData>, offset: number): AccountTokenPage {
+function readTokenPage(
+  operation: string,
+  body: ListBody<TokenData>,
+  offset: number,
+  now: number,
+): AccountTokenPage {
   if (!Array.isArray(body.data)) throw new EpccError(operation, 'unavailable', 201, 'token list without data')
   const tokens: AccountToken[] = []
   for (const item of body.data) {
@@ -348,6 +355,7 @@ function readTokenPage(operation: string, body: ListBody<TokenData>, offset: num
       accountId: item.account_id,
       accountName: typeof item.account_name === 'string' ? item.account_name : '',
       token: item.token,
+      issuedAt: now,
       expiresAt,
     })
   }

@@ -8,6 +8,10 @@ export interface KeyValueStore {
   /** Returns the value and removes it in one step: at most one caller ever gets it. */
   take(key: string): Promise<string | undefined>
   delete(key: string): Promise<void>
+  /** Sets `key` only when it is absent: a lock with a lease. True when this call set it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Deletes `key` only while it still holds `value` (releasing one's own lock, never a successor's). */
+  deleteIfEquals(key: string, value: string): Promise<void>
   /** Resolves when the store answers (readiness). */
   ping(): Promise<void>
   close(): Promise<void>
@@ -79,6 +83,16 @@ export class MemoryKeyValueStore implements KeyValueStore {
 
   async delete(key: string): Promise<void> {
     this.remove(key)
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.live(key)) return false
+    await this.set(key, value, ttlMs)
+    return true
+  }
+
+  async deleteIfEquals(key: string, value: string): Promise<void> {
+    if (this.live(key)?.value === value) this.remove(key)
   }
 
   async ping(): Promise<void> {}

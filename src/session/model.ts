@@ -14,7 +14,10 @@ export interface SignedIn {
   accountCount: number
   /** Key of this session's token vault entry; never leaves the server. */
   vaultId: string
-  /** When the active account token expires (epoch ms). */
+  /** Position of the active account in EPCC's list: which page renews its token. */
+  activeIndex: number
+  /** When the active account token was issued and when it expires (epoch ms). */
+  tokenIssuedAt: number
   tokenExpiresAt: number
   createdAt: number
   lastSeenAt: number
@@ -35,6 +38,15 @@ export interface SessionPolicy {
 /** The moment the session ends if no further request comes (contract §4 `expiresAt`). */
 export function sessionDeadline(auth: SignedIn, policy: SessionPolicy): number {
   return Math.min(auth.lastSeenAt + policy.idleMs, auth.createdAt + policy.absoluteMs, auth.tokenExpiresAt)
+}
+
+/**
+ * Renewal starts once less than a quarter of the active token's lifetime, at most 5 minutes, remains
+ * (contract §6 "Renewal").
+ */
+export function renewalDue(auth: SignedIn, now: number): boolean {
+  const lifetime = auth.tokenExpiresAt - auth.tokenIssuedAt
+  return auth.tokenExpiresAt - now < Math.min(lifetime / 4, 5 * 60_000)
 }
 
 /** How long the store keeps a record: a signed-in one to its deadline, a pre-login one as long as a login. */

@@ -2,6 +2,8 @@ import { Redis } from 'ioredis'
 import { type KeyValueStore, StoreUnavailableError } from './kv.js'
 
 const READY_WAIT_MS = 300
+const DELETE_IF_EQUALS =
+  "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 export interface RedisStoreOptions {
   /** Prefix of every key this BFF writes (several deployments may share a Redis). */
@@ -47,6 +49,17 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async delete(key: string): Promise<void> {
     await this.run(() => this.redis.del(this.prefix + key))
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const result = await this.run(() =>
+      this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs), 'NX'),
+    )
+    return result === 'OK'
+  }
+
+  async deleteIfEquals(key: string, value: string): Promise<void> {
+    await this.run(() => this.redis.eval(DELETE_IF_EQUALS, 1, this.prefix + key, value))
   }
 
   async ping(): Promise<void> {

@@ -62,6 +62,15 @@ export class SealedKeyValueStore implements KeyValueStore {
     return this.inner.delete(key)
   }
 
+  // Lock values are random owner ids, not secrets: kept in clear so that they can be compared.
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.inner.setIfAbsent(key, value, ttlMs)
+  }
+
+  deleteIfEquals(key: string, value: string): Promise<void> {
+    return this.inner.deleteIfEquals(key, value)
+  }
+
   ping(): Promise<void> {
     return this.inner.ping()
   }

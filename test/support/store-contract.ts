@@ -67,6 +67,25 @@ export function storeContract(t: Test, name: string, make: () => Promise<KeyValu
       t.equal(await store.get(key), undefined)
     })
 
+    t.test(
+      'setIfAbsent is a lock: one of many concurrent callers wins, until released or expired',
+      async (t) => {
+        const key = k('lock')
+        const wins = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.setIfAbsent(key, `owner-${i}`, 300)),
+        )
+        t.equal(wins.filter(Boolean).length, 1)
+        const owner = `owner-${wins.indexOf(true)}`
+        await store.deleteIfEquals(key, 'someone-else')
+        t.equal(await store.setIfAbsent(key, 'late', 300), false, 'only the owner releases')
+        await store.deleteIfEquals(key, owner)
+        t.equal(await store.setIfAbsent(key, 'next', 300), true, 'free after release')
+        await sleep(1100)
+        t.equal(await store.setIfAbsent(key, 'after-lease', 300), true, 'free after the lease')
+        await store.deleteIfEquals(key, 'after-lease')
+      },
+    )
+
     t.test('ping answers', async (t) => {
       await t.resolves(store.ping())
     })

@@ -1,0 +1,148 @@
+import { Transform } from 'node:stream'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import { Agent, type Dispatcher, errors as undiciErrors, request as undiciRequest } from 'undici'
+import { signedInMember } from '../plugins/session.js'
+import { EpccError } from '../src/epcc/errors.js'
+import { BffError } from '../src/errors.js'
+import { SessionExpiredError } from '../src/member-sessions.js'
+import { forwardedRequestHeaders, returnedResponseHeaders, upstreamPath } from '../src/proxy.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The response is EPCC's, passed through: the BFF adds none of its own headers. */
+    proxied?: boolean
+  }
+}
+
+/** Request bodies the proxy forwards (cart items, addresses, checkout) are small; this bounds them. */
+export const PROXY_BODY_LIMIT = 1024 * 1024
+// RFC 9110 §9.2.2: only these may be sent twice.
+const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE'])
+
+const notFound = () => new BffError(404, 'not_found', 'No such route.')
+const sessionExpired = () => new SessionExpiredError()
+const upstream = (status: number, message: string) => new BffError(status, 'upstream_unavailable', message)
+
+/**
+ * `/api/epcc/*` (contract §3.2, §6 "Proxy"): forwards the storefront's EPCC calls on `PROXY_PATH_PREFIXES`
+ * with the implicit token and, when signed in, the active account's token. Bodies stream through with a size
+ * limit; redirects are passed back, never followed; `Set-Cookie` never comes back.
+ */
+const proxy: FastifyPluginAsync = async (app) => {
+  const { epcc: cfg, proxy: proxyCfg, session: sessionCfg } = app.config
+  const base = new URL(cfg.baseUrl)
+  const mount = `${app.config.basePath}/api/epcc`
+  const dispatcher = new Agent({
+    connect: { timeout: cfg.timeoutMs },
+    headersTimeout: cfg.timeoutMs,
+    bodyTimeout: cfg.timeoutMs,
+  })
+  app.addHook('onClose', async () => dispatcher.close())
+
+  // Bodies are not parsed here: they stream to EPCC as they came.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+
+  const accountTokenFor = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<string | undefined> => {
+    if (request.session.auth) {
+      const auth = await signedInMember(request, reply, sessionExpired)
+      return app.memberSessions.activeToken(auth).catch(async (err: unknown) => {
+        if (err instanceof SessionExpiredError) request.server.clearSessionCookie(reply)
+        throw err
+      })
+    }
+    // A cookie that names no live session is never forwarded anonymously: the storefront must know.
+    if (request.cookies[sessionCfg.cookieName] !== undefined && !request.session.logins) {
+      request.server.clearSessionCookie(reply)
+      throw sessionExpired()
+    }
+    return undefined
+  }
+
+  app.route({
+    method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    url: '/api/epcc/*',
+    bodyLimit: PROXY_BODY_LIMIT,
+    config: { proxied: true },
+    handler: async (request, reply) => {
+      const [rawPath = '', query] = splitQuery(request.url.slice(mount.length))
+      const path = upstreamPath(rawPath, proxyCfg.pathPrefixes)
+      if (!path) throw notFound()
+      const accountToken = await accountTokenFor(request, reply)
+
+      const length = Number(request.headers['content-length'] ?? 0)
+      if (length > PROXY_BODY_LIMIT)
+        throw new BffError(413, 'payload_too_large', 'The request body is too large.')
+      const body = request.body
+        ? (request.body as NodeJS.ReadableStream).pipe(limit(PROXY_BODY_LIMIT))
+        : undefined
+
+      const url = new URL(
+        `${base.pathname.replace(/\/$/, '')}${path}${query ? `?${query}` : ''}`,
+        base.origin,
+      )
+      const headers = forwardedRequestHeaders(request.headers)
+      if (accountToken) headers['ep-account-management-authentication-token'] = accountToken
+      const send = async (implicit: string) =>
+        undiciRequest(url, {
+          method: request.method as Dispatcher.HttpMethod,
+          headers: { ...headers, authorization: `Bearer ${implicit}` },
+          body,
+          dispatcher,
+        })
+
+      let implicit = await app.epcc.implicitToken().catch(() => {
+        throw upstream(502, 'Elastic Path did not answer; try again shortly.')
+      })
+      let response: Dispatcher.ResponseData
+      try {
+        response = await send(implicit)
+        // EPCC refused the store token (it expired early or was revoked): fetch a new one and try once more.
+        if (response.statusCode === 401 && IDEMPOTENT.has(request.method) && !body) {
+          await response.body.dump()
+          app.epcc.dropImplicitToken(implicit)
+          implicit = await app.epcc.implicitToken()
+          response = await send(implicit)
+        }
+      } catch (err) {
+        if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
+          throw new BffError(413, 'payload_too_large', 'The request body is too large.')
+        }
+        if (err instanceof EpccError) throw upstream(502, 'Elastic Path did not answer; try again shortly.')
+        const timedOut =
+          err instanceof undiciErrors.HeadersTimeoutError ||
+          err instanceof undiciErrors.ConnectTimeoutError ||
+          err instanceof undiciErrors.BodyTimeoutError
+        request.log.warn({ path, err: (err as Error).name }, 'proxied call failed')
+        throw upstream(timedOut ? 504 : 502, 'Elastic Path did not answer; try again shortly.')
+      }
+      return reply
+        .code(response.statusCode)
+        .headers(returnedResponseHeaders(response.headers))
+        .send(response.body)
+    },
+  })
+}
+
+function splitQuery(url: string): [string, string | undefined] {
+  const i = url.indexOf('?')
+  return i < 0 ? [url, undefined] : [url.slice(0, i), url.slice(i + 1)]
+}
+
+class BodyTooLarge extends Error {}
+
+/** Passes a stream through until it exceeds `max` bytes, then fails it. */
+function limit(max: number): Transform {
+  let seen = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length
+      done(seen > max ? new BodyTooLarge('body too large') : null, chunk)
+    },
+  })
+}
+
+export default proxy
