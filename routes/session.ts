@@ -21,7 +21,12 @@ const AccountsBody = Type.Object({
   }),
 })
 const SwitchBody = Type.Object(
-  { accountId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }) },
+  // EPCC account ids are UUIDs (accounts.yaml `Account.id`).
+  {
+    accountId: Type.String({
+      pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+    }),
+  },
   { additionalProperties: false },
 )
 

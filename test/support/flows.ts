@@ -1,0 +1,57 @@
+import { Browser } from './browser.js'
+import { API, type Stack } from './stack.js'
+
+export interface LoginResult {
+  /** The callback URL EPCC sent the browser to. */
+  callbackUrl: URL
+  /** The BFF's answer to the callback. */
+  response: Response
+  location: string
+}
+
+/** Starts a login in `browser` and returns the callback URL EPCC redirects to (direct mode: no IdP form). */
+export async function startLogin(stack: Stack, browser: Browser, query = ''): Promise<URL> {
+  const start = await browser.fetch(`${stack.bff}/auth/login${query}`)
+  const authorize = start.headers.get('location')
+  if (start.status !== 302 || !authorize) throw new Error(`login did not start: ${start.status}`)
+  const isCallback = (u: URL) => u.href.startsWith(`${stack.publicUrl}/oauth2/callback`)
+  const { url } = await browser.follow(authorize, { stopAt: isCallback })
+  if (!isCallback(url)) throw new Error(`EPCC did not redirect to the callback: ${url.href}`)
+  return url
+}
+
+/** A complete login of `memberId` in `browser` (direct mode), ending with the BFF's callback answer. */
+export async function login(
+  stack: Stack,
+  browser: Browser,
+  memberId: string,
+  query = '',
+): Promise<LoginResult> {
+  stack.sim.directLogin.memberId = memberId
+  const callbackUrl = await startLogin(stack, browser, query)
+  const response = await browser.fetch(callbackUrl)
+  return { callbackUrl, response, location: response.headers.get('location') ?? '' }
+}
+
+/** A signed-in browser for a new member with `accounts` accounts. */
+export async function signedIn(stack: Stack, accounts: number | Array<{ name: string }> = 3) {
+  const member = stack.sim.addMember({
+    name: 'Ada Buyer',
+    email: `ada-${Math.random()}@example.com`,
+    accounts,
+  })
+  const browser = new Browser()
+  const result = await login(stack, browser, member.id)
+  if (result.response.status !== 302 || result.location.includes('error=')) {
+    throw new Error(`login failed: ${result.location}`)
+  }
+  return { member, browser, result }
+}
+
+export function api(stack: Stack, browser: Browser, path: string, init: RequestInit = {}): Promise<Response> {
+  return browser.fetch(`${stack.bff}${path}`, { ...init, headers: { ...API, ...(init.headers as object) } })
+}
+
+export function cookieHost(stack: Stack): string {
+  return new URL(stack.bff).host
+}
