@@ -877,6 +877,22 @@ t.test('real mode through oidc-provider', async (t) => {
     t.equal(done.url.searchParams.get('state'), 'st-none')
   })
 
+  t.test('a login that lingers at the IdP past 10 minutes is refused at the callback', async (t) => {
+    const browser = new Browser()
+    const page = await browser.follow(authorizeUrl(sim).href, { stopAt: atCallback })
+    sim.clock.advance(601)
+    const html = await page.response.text()
+    const submitted = await browser.submitForm(page.url, html, {
+      email: 'ivy@example.com',
+      password: 'ivy-pass',
+    })
+    const done = await browser.follow(new URL(submitted.headers.get('location') ?? '', page.url), {
+      stopAt: atCallback,
+    })
+    t.equal(done.response.status, 400)
+    t.match(done.url.pathname, /^\/oidc-idp\/callback\//)
+  })
+
   t.test('an unknown callback state is refused without a redirect', async (t) => {
     const p = sim.profiles[0]?.id
     const res = await fetch(

@@ -150,7 +150,7 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     }
 
   async function serve(routes: Route[], control: boolean, raw: IncomingMessage, res: ServerResponse) {
-    const req = await parseRequest(raw, control ? ctx.apiUrl : ctx.authUrl)
+    const req = await parseRequest(raw, (control ? ctx.apiUrl : ctx.authUrl) || 'http://sim.invalid')
     if (control && req.path.startsWith('/__sim/')) return controlSurface(req, res)
     const entry: SimRequest = {
       at: state.clock.now(),

@@ -9,6 +9,9 @@ import { route } from './context.js'
 import { type Req, type Res, redirect, sendError, sendJson } from './http.js'
 import type { SimProfile } from './state.js'
 
+/** How long a login may spend at the upstream IdP (on the sim clock). */
+const TRANSACTION_TTL_MS = 10 * 60 * 1000
+
 const upstreamConfigs = new WeakMap<SimProfile, Promise<client.Configuration>>()
 
 /** The profile's upstream IdP, discovered once (plain http is fine on loopback). */
@@ -116,6 +119,8 @@ async function callback(ctx: SimContext, req: Req, res: Res, [store, realm, prof
   const txn = state.transactions.get(upstreamState)
   if (!txn || txn.profileId !== profile.id) return refuse(ctx, res, 'unknown or used login transaction')
   state.transactions.delete(upstreamState)
+  if (state.clock.now() - txn.createdAt > TRANSACTION_TTL_MS)
+    return refuse(ctx, res, 'login transaction expired')
   const back = (params: Record<string, string | undefined>) =>
     backToClient(res, txn.redirectUri, { ...params, state: txn.state })
 
