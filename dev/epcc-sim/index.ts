@@ -183,7 +183,12 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     sendError(res, state.quirks, known ? 405 : 404, { detail: `no route for ${req.method} ${req.path}` })
   }
 
-  /** `/__sim/*` on the API port, for the demo and out-of-process use; never logged, never faulted. */
+  /**
+   * `/__sim/*` on the API port, for the demo and out-of-process use; never logged, never faulted:
+   * `GET|DELETE /__sim/log`, `POST /__sim/clock/advance {seconds}`,
+   * `POST /__sim/faults {path, regex?, method?, kind, status?, delayMs?, retryAfterS?, times?}`,
+   * `DELETE /__sim/faults`, `PATCH /__sim/quirks {<quirk>: boolean}`, `GET /__sim/members`.
+   */
   function controlSurface(req: Req, res: ServerResponse) {
     const body = isRecord(req.body) ? req.body : {}
     const key = `${req.method} ${req.path}`
