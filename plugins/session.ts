@@ -62,7 +62,11 @@ export default fp(
         raw !== session.encryptedSessionId &&
         (session.auth || session.logins)
       ) {
-        if (signer.unsign(raw).renew) session.set('resignedAt', Date.now())
+        if (signer.unsign(raw).renew) {
+          session.set('resignedAt', Date.now())
+          // The stored values were sealed under the older secret too: seal the tokens again with the newest.
+          if (session.auth) await app.memberSessions.reseal(session.auth)
+        }
       }
     })
 

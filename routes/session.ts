@@ -1,6 +1,9 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
 import { signedInMember } from '../plugins/session.js'
 import { MAX_PAGE_LIMIT } from '../src/epcc/client.js'
+import { unauthenticated } from '../src/errors.js'
+import { withLock } from '../src/session/lock.js'
+import { sessionKey } from '../src/session/store.js'
 
 const Account = Type.Object({ id: Type.String(), name: Type.String() })
 const SessionBody = Type.Object({
@@ -42,7 +45,13 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { querystring: AccountsQuery, response: { 200: AccountsBody } } },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
-      return app.memberSessions.accounts(auth, request.query['page[offset]'], request.query['page[limit]'])
+      const listed = await app.memberSessions.accounts(
+        auth,
+        request.query['page[offset]'],
+        request.query['page[limit]'],
+      )
+      if (listed.auth !== auth) request.session.auth = listed.auth
+      return listed.page
     },
   )
 
@@ -51,10 +60,16 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { body: SwitchBody, response: { 200: SessionBody } }, bodyLimit: 1024 },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
-      const switched = await app.memberSessions.switchAccount(auth, request.body.accountId)
-      // A new session id at every account switch (contract §2); the old one resolves to nothing.
-      await request.session.regenerate()
-      request.session.auth = switched
+      // One switch at a time per session, across replicas: a second switch sent with the same cookie finds
+      // that id gone and is refused, so the browser ends with one consistent session.
+      const switched = await withLock(app.kv, `lock:switch:${auth.vaultId}`, 10_000, async () => {
+        if ((await app.kv.get(sessionKey(request.session.sessionId))) === undefined) throw unauthenticated()
+        const switched = await app.memberSessions.switchAccount(auth, request.body.accountId)
+        // A new session id at every account switch (contract §2); the old one resolves to nothing.
+        await request.session.regenerate()
+        request.session.auth = switched
+        return switched
+      })
       request.log.info(
         { memberId: switched.member.id, accountId: switched.activeAccount.id },
         'account switched',

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type AccountToken, type EpccClient, MAX_PAGE_LIMIT } from './epcc/client.js'
 import { EpccError } from './epcc/errors.js'
 import { BffError, LoginError, unknownAccount } from './errors.js'
 import type { KeyValueStore } from './session/kv.js'
+import { withLock } from './session/lock.js'
 import {
   type AccountRef,
   renewalDue,
@@ -35,7 +34,6 @@ export class SessionExpiredError extends BffError {
 
 /** A renewal lock is held at most this long; a crashed holder blocks no one for longer. */
 const RENEWAL_LEASE_MS = 10_000
-const LOCK_POLL_MS = 25
 
 /**
  * What a signed-in member can do with their session: sign in from an authorization code, read it, keep its
@@ -128,15 +126,24 @@ export class MemberSessions {
     return this.activeEntry(auth, await this.entry(auth)).token
   }
 
-  /** One page of the member's accounts; pages beyond the tokens we hold come from EPCC's switch list. */
-  async accounts(auth: SignedIn, offset: number, limit: number): Promise<AccountsPage> {
+  /**
+   * One page of the member's accounts; pages beyond the tokens we hold come from EPCC's switch list, and
+   * the returned state remembers where, so that a switch to an account just listed finds it in one call.
+   */
+  async accounts(
+    auth: SignedIn,
+    offset: number,
+    limit: number,
+  ): Promise<{ page: AccountsPage; auth: SignedIn }> {
     const entry = await this.entry(auth)
     let tokens: AccountToken[]
     let total = auth.accountCount
+    let state = auth
     const held = Math.min(entry.tokens.length, MAX_PAGE_LIMIT)
     if (offset + limit <= held || entry.tokens.length >= auth.accountCount) {
       tokens = entry.tokens.slice(offset, offset + limit)
     } else {
+      if (auth.listedOffset !== offset) state = { ...auth, listedOffset: offset }
       const page = await this.epcc
         .switchAccountTokens(this.activeEntry(auth, entry).token, { offset, limit })
         .catch((err: unknown) => {
@@ -145,10 +152,11 @@ export class MemberSessions {
       tokens = page.tokens
       total = page.total
     }
-    return {
+    const page = {
       data: tokens.map((t) => ({ id: t.accountId, name: t.accountName })),
       meta: { page: { offset, limit }, results: { total } },
     }
+    return { page, auth: state }
   }
 
   /** The state with `accountId` active; `unknown_account` when it is not one of the member's accounts. */
@@ -172,30 +180,34 @@ export class MemberSessions {
     }
   }
 
+  /**
+   * Writes the session's tokens again, sealed with the newest key: called when the session shows it was last
+   * written under an older `SESSION_SECRET`, so that the old secret can be dropped without losing it.
+   */
+  async reseal(auth: SignedIn): Promise<void> {
+    const entry = await this.vault.get(auth.vaultId)
+    if (entry) await this.vault.put(auth.vaultId, entry, this.vaultTtl(auth, entry.tokens))
+  }
+
   /** Deletes the session's tokens. */
   async end(auth: SignedIn): Promise<void> {
     await this.vault.delete(auth.vaultId)
   }
 
-  private async renewUnderLock(auth: SignedIn): Promise<SignedIn> {
-    const lock = `lock:renew:${auth.vaultId}`
-    const owner = randomBytes(12).toString('base64url')
-    const deadline = this.now() + RENEWAL_LEASE_MS
-    while (!(await this.kv.setIfAbsent(lock, owner, RENEWAL_LEASE_MS))) {
-      // Another replica is renewing: its result appears in the vault.
+  private renewUnderLock(auth: SignedIn): Promise<SignedIn> {
+    const stillDue = async () => {
+      // Another replica renewed, or is renewing: its result appears in the vault.
       const current = await this.vaultState(auth)
-      if (!renewalDue(current, this.now())) return current
-      if (this.now() > deadline) return current
-      await sleep(LOCK_POLL_MS)
+      return renewalDue(current, this.now()) ? undefined : current
     }
-    try {
+    return withLock(
+      this.kv,
+      `lock:renew:${auth.vaultId}`,
+      RENEWAL_LEASE_MS,
       // Re-read after acquiring: the renewal may have happened while we waited.
-      const current = await this.vaultState(auth)
-      if (!renewalDue(current, this.now())) return current
-      return await this.renew(current)
-    } finally {
-      await this.kv.deleteIfEquals(lock, owner).catch(() => {})
-    }
+      async () => (await stillDue()) ?? this.renew(await this.vaultState(auth)),
+      stillDue,
+    )
   }
 
   private async renew(auth: SignedIn): Promise<SignedIn> {
@@ -238,7 +250,11 @@ export class MemberSessions {
     accountId: string,
   ): Promise<{ token: AccountToken; index: number } | undefined> {
     const activeToken = this.activeEntry(auth, entry).token
-    for (let offset = 0; offset < auth.accountCount; offset += MAX_PAGE_LIMIT) {
+    // Pages of 100 from EPCC's list, the one last listed first; each at most once.
+    const pages = Math.ceil(auth.accountCount / MAX_PAGE_LIMIT)
+    const first = Math.floor((auth.listedOffset ?? 0) / MAX_PAGE_LIMIT)
+    for (let n = 0; n < pages; n++) {
+      const offset = ((first + n) % pages) * MAX_PAGE_LIMIT
       const page = await this.epcc
         .switchAccountTokens(activeToken, { offset, limit: MAX_PAGE_LIMIT })
         .catch((err: unknown) => {
@@ -254,7 +270,6 @@ export class MemberSessions {
         await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))
         return { token: found, index: offset + i }
       }
-      if (page.tokens.length === 0) break
     }
     return undefined
   }

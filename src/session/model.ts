@@ -14,6 +14,8 @@ export interface SignedIn {
   accountCount: number
   /** Key of this session's token vault entry; never leaves the server. */
   vaultId: string
+  /** Offset of the last account page listed beyond the tokens held: where a switch looks first. */
+  listedOffset?: number
   /** Position of the active account in EPCC's list: which page renews its token. */
   activeIndex: number
   /** When the active account token was issued and when it expires (epoch ms). */

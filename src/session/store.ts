@@ -39,9 +39,11 @@ export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
   }
 }
 
-function key(sessionId: string): string {
+/** The store key of a session record. */
+export function sessionKey(sessionId: string): string {
   return `sess:${sessionId}`
 }
+const key = sessionKey
 
 function parse(raw: string): SessionRecord | null {
   try {
