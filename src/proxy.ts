@@ -28,6 +28,7 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
     } catch {
       return undefined
     }
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     if (/[/\\\u0000-\u001f\u007f]/.test(decoded)) return undefined
     if (decoded === '.') continue
     if (decoded === '..') {
