@@ -27,7 +27,7 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/oauth2/callback',
-    { schema: { querystring: CallbackQuery }, attachValidation: true },
+    { schema: { querystring: CallbackQuery }, attachValidation: true, config: { rateLimit: {} } },
     async (request, reply) => {
       reply.header('referrer-policy', 'no-referrer')
       const query = request.query as Record<string, unknown>

@@ -15,29 +15,33 @@ const LoginQuery = Type.Object({
 const login: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
 
-  app.get('/auth/login', { schema: { querystring: LoginQuery } }, async (request, reply) => {
-    const realm = await app.realm.current().catch((err: Error) => {
-      request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')
-      return undefined
-    })
-    if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)
-    const profile = Realm.pickProfile(realm, request.query.profile)
-    const { transaction, authorizationUrl } = await beginLogin({
-      profile,
-      clientId: realm.clientId,
-      redirectUri: config.redirectUri,
-      returnTo: resolveReturnTo(request.query.returnTo, config),
-      prompt: request.query.prompt,
-      uiLocales: request.query.ui_locales,
-    })
-    await app.logins.save(transaction)
-    // The login belongs to this browser: its state is listed in the browser's session (contract §6 "Binding").
-    const pending = [...(request.session.logins ?? []), transaction.state]
-    const evicted = pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS))
-    await app.logins.discard(evicted)
-    request.session.logins = pending
-    return reply.redirect(authorizationUrl.href, 302)
-  })
+  app.get(
+    '/auth/login',
+    { schema: { querystring: LoginQuery }, config: { rateLimit: {} } },
+    async (request, reply) => {
+      const realm = await app.realm.current().catch((err: Error) => {
+        request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')
+        return undefined
+      })
+      if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)
+      const profile = Realm.pickProfile(realm, request.query.profile)
+      const { transaction, authorizationUrl } = await beginLogin({
+        profile,
+        clientId: realm.clientId,
+        redirectUri: config.redirectUri,
+        returnTo: resolveReturnTo(request.query.returnTo, config),
+        prompt: request.query.prompt,
+        uiLocales: request.query.ui_locales,
+      })
+      await app.logins.save(transaction)
+      // The login belongs to this browser: its state is listed in the browser's session (contract §6 "Binding").
+      const pending = [...(request.session.logins ?? []), transaction.state]
+      const evicted = pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS))
+      await app.logins.discard(evicted)
+      request.session.logins = pending
+      return reply.redirect(authorizationUrl.href, 302)
+    },
+  )
 }
 
 export default login

@@ -6,6 +6,8 @@ import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
 import epccPlugin from '../plugins/epcc.js'
 import errorsPlugin from '../plugins/errors.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
+import securityHeadersPlugin from '../plugins/security-headers.js'
 import sessionPlugin from '../plugins/session.js'
 import storePlugin from '../plugins/store.js'
 import authApiRoutes from '../routes/auth-api.js'
@@ -50,7 +52,9 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
   await app.register(errorsPlugin)
   await app.register(storePlugin, { kv: opts.kv })
   await app.register(epccPlugin)
+  await app.register(securityHeadersPlugin)
   await app.register(corsPlugin)
+  await app.register(rateLimitPlugin)
   await app.register(sessionPlugin)
 
   await app.register(
