@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { resolveReturnTo } from '../src/return-to.js'
 import { Browser } from './support/browser.js'
-import { api, cookieHost, login, signedIn } from './support/flows.js'
+import { api, cookieHost, login, signedIn, startLogin } from './support/flows.js'
 import { proxyPathVariants, returnToVariants } from './support/generated.js'
 import { FRONTEND, startStack } from './support/stack.js'
 
@@ -204,4 +204,60 @@ t.test('generated proxy paths never leave the EPCC host or the prefixes, and nev
   t.comment(
     `${forwarded} of ${variants.length} variants were harmless paths under a prefix and were forwarded`,
   )
+})
+
+t.test('login transactions under attack', async (t) => {
+  const stack = await startStack(t)
+  const member = stack.sim.addMember({ name: 'Vic', email: 'vic@example.com', accounts: 1 })
+  stack.sim.directLogin.memberId = member.id
+  const EXCHANGE = ['POST', '/v2/account-members/tokens'] as const
+  const errorLanding = (code: string) => `${FRONTEND}/login?error=${code}`
+
+  t.test(
+    "A-13: a victim's stolen code replayed with the attacker's own state fails PKCE at EPCC",
+    async (t) => {
+      const victimCallback = await startLogin(stack, new Browser())
+      const attacker = new Browser()
+      const attackerCallback = await startLogin(stack, attacker)
+      const injected = new URL(attackerCallback)
+      injected.searchParams.set('code', victimCallback.searchParams.get('code') ?? '')
+      const response = await attacker.fetch(injected)
+      t.equal(response.headers.get('location'), errorLanding('login_failed'))
+      t.equal((await api(stack, attacker, '/session')).status, 401, 'no session for the attacker')
+    },
+  )
+
+  t.test('A-20: an oversized code is refused before any exchange', async (t) => {
+    const browser = new Browser()
+    const callbackUrl = await startLogin(stack, browser)
+    callbackUrl.searchParams.set('code', 'c'.repeat(3000))
+    const before = stack.sim.calls(...EXCHANGE).length
+    t.equal((await browser.fetch(callbackUrl)).headers.get('location'), errorLanding('login_failed'))
+    t.equal(stack.sim.calls(...EXCHANGE).length, before)
+  })
+
+  t.test('A-22: a callback without any cookie is login_expired, not a 500', async (t) => {
+    const callbackUrl = await startLogin(stack, new Browser())
+    const before = stack.sim.calls(...EXCHANGE).length
+    const response = await fetch(callbackUrl, { redirect: 'manual' })
+    t.equal(response.headers.get('location'), errorLanding('login_expired'))
+    t.equal(stack.sim.calls(...EXCHANGE).length, before)
+  })
+
+  t.test('A-24: a browser keeps at most 5 pending logins; the oldest go first', async (t) => {
+    const browser = new Browser()
+    const callbacks: URL[] = []
+    for (let i = 0; i < 7; i++) callbacks.push(await startLogin(stack, browser))
+    const before = stack.sim.calls(...EXCHANGE).length
+    for (const old of callbacks.slice(0, 2)) {
+      t.equal((await browser.fetch(old)).headers.get('location'), errorLanding('login_expired'))
+    }
+    t.equal(stack.sim.calls(...EXCHANGE).length, before, 'evicted states make no exchange')
+    t.equal((await browser.fetch(callbacks[6] ?? '')).headers.get('location'), FRONTEND)
+  })
+
+  t.test('A-9: a request line beyond 16 KiB is refused by Node before any handler', async (t) => {
+    const response = await raw(stack.bff, 'GET', `/auth/login?returnTo=/${'a'.repeat(17 * 1024)}`)
+    t.equal(response.status, 431)
+  })
 })
