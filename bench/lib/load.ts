@@ -1,0 +1,137 @@
+import autocannon from 'autocannon'
+import { cpuMicros } from './proc.js'
+
+/** One thing under load: a URL on a server process whose CPU time is read from /proc. */
+export interface Target {
+  label: string
+  url: string
+  headers?: Record<string, string>
+  pid: number
+}
+
+/** Everything measured for a target over all its slices. */
+export interface Totals {
+  label: string
+  requests: number
+  seconds: number
+  errors: number
+  cpuUs: number
+  /** Every response time (ms). */
+  latencies: number[]
+  /** Requests per second of each measured slice, in order. */
+  sliceRps: number[]
+}
+
+export interface LoadOptions {
+  connections: number
+  sliceS: number
+  warmupS: number
+  cycles: number
+  /** Run between slices (clearing the simulator's request log). */
+  between?: () => Promise<void>
+}
+
+export interface SliceResult {
+  requests: number
+  seconds: number
+  errors: number
+  cpuUs: number
+  latencies: number[]
+}
+
+/** One autocannon run against `target`, with the target process's CPU time over the same window. */
+export function slice(target: Target, seconds: number, connections: number): Promise<SliceResult> {
+  const latencies: number[] = []
+  const cpuBefore = cpuMicros(target.pid)
+  const started = performance.now()
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      { url: target.url, headers: target.headers ?? {}, connections, duration: seconds },
+      (err, result) => {
+        if (err) return reject(err)
+        const elapsed = (performance.now() - started) / 1000
+        resolve({
+          requests: result.requests.total,
+          seconds: elapsed,
+          // Connection errors, timeouts and any non-2xx answer (a 401 would mean a lost session).
+          errors: result.errors + result.non2xx,
+          cpuUs: cpuMicros(target.pid) - cpuBefore,
+          latencies,
+        })
+      },
+    )
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
+      latencies.push(responseTime)
+    })
+  })
+}
+
+function empty(label: string): Totals {
+  return { label, requests: 0, seconds: 0, errors: 0, cpuUs: 0, latencies: [], sliceRps: [] }
+}
+
+function add(totals: Totals, s: SliceResult): void {
+  totals.requests += s.requests
+  totals.seconds += s.seconds
+  totals.errors += s.errors
+  totals.cpuUs += s.cpuUs
+  for (const l of s.latencies) totals.latencies.push(l)
+  totals.sliceRps.push(s.requests / s.seconds)
+}
+
+/**
+ * Scenario and baseline in alternating short slices, the order reversed every cycle (A B, B A, A B, …), so
+ * that a machine whose speed drifts within minutes drifts under both alike. Both are warmed up first.
+ */
+export async function alternate(a: Target, b: Target, opts: LoadOptions): Promise<[Totals, Totals]> {
+  for (const target of [a, b]) {
+    await slice(target, opts.warmupS, opts.connections)
+    await opts.between?.()
+  }
+  const totals = new Map([
+    [a, empty(a.label)],
+    [b, empty(b.label)],
+  ])
+  for (let cycle = 0; cycle < opts.cycles; cycle++) {
+    for (const target of cycle % 2 === 0 ? [a, b] : [b, a]) {
+      add(totals.get(target)!, await slice(target, opts.sliceS, opts.connections))
+      await opts.between?.()
+    }
+  }
+  return [totals.get(a)!, totals.get(b)!]
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+export interface Summary {
+  label: string
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  cpuUsPerRequest: number
+  /** The same as a share of one core: 1 = a full core busy. */
+  cores: number
+}
+
+export function summarize(t: Totals): Summary {
+  const sorted = Float64Array.from(t.latencies).sort()
+  const asArray = Array.from(sorted)
+  return {
+    label: t.label,
+    rps: t.requests / t.seconds,
+    p50: percentile(asArray, 50),
+    p99: percentile(asArray, 99),
+    errors: t.errors,
+    cpuUsPerRequest: t.cpuUs / t.requests,
+    cores: t.cpuUs / 1e6 / t.seconds,
+  }
+}
+
+/** Per-cycle ratios a/b of requests per second (slice i of a against slice i of b). */
+export function sliceRatios(a: Totals, b: Totals): number[] {
+  return a.sliceRps.map((rps, i) => rps / (b.sliceRps[i] ?? Number.NaN))
+}

@@ -1,0 +1,515 @@
+/**
+ * `npm run bench`: the BFF against the alternatives, side by side in one run (issue 8). Everything listens
+ * on loopback, each server in its own process (compiled JS, NODE_ENV=production, LOG_LEVEL=warn) so that
+ * its CPU time per request is its own; scenario and baseline alternate in short slices.
+ *
+ *   npm run bench                      the full run (about 4 minutes)
+ *   npm run bench -- --quick           a shorter, noisier run (also BENCH_QUICK=1)
+ *   npm run bench -- --only=proxy,login    some sections only
+ *   npm run bench -- --profile=proxy   the BFF under one scenario's load with --cpu-prof, then its top functions
+ */
+import type { ChildProcess } from 'node:child_process'
+import { mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { request } from 'undici'
+import { Browser, idpLogin } from '../test/support/browser.js'
+import { summarizeProfile } from './cpuprofile.js'
+import { EXPRESS_USER, type InfraReady, SESSION_SECRET } from './lib/fixtures.js'
+import { alternate, type LoadOptions, slice, sliceRatios, summarize, type Target } from './lib/load.js'
+import { directLogin } from './lib/login.js'
+import { cpuMicros, freePort, Rpc, startNode, stop, stopAll, waitFor } from './lib/proc.js'
+import { fmt, loadTable, markdownTable, type Row } from './lib/table.js'
+
+const DIST = join(import.meta.dirname, '..')
+const args = process.argv.slice(2)
+const flag = (name: string) => args.find((a) => a === `--${name}` || a.startsWith(`--${name}=`))
+const flagValue = (name: string) => flag(name)?.split('=', 2)[1]
+const quick = flag('quick') !== undefined || process.env.BENCH_QUICK === '1'
+const only = flagValue('only')?.split(',')
+const profile = flagValue('profile')
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+const load: LoadOptions = quick
+  ? { connections: 50, sliceS: 1, warmupS: 1, cycles: 2 }
+  : { connections: 50, sliceS: 2, warmupS: 2, cycles: 6 }
+const MEMORY_SESSIONS = quick ? { 1: 200, 100: 60, 10000: 20 } : { 1: 1000, 100: 300, 10000: 100 }
+const LOGIN_SECONDS = quick ? 2 : 6
+const LOGIN_CONCURRENCY = 8
+
+const SECTIONS = [
+  'session-memory',
+  'session-redis',
+  'express',
+  'proxy',
+  'accounts',
+  'login',
+  'memory',
+] as const
+type Section = (typeof SECTIONS)[number]
+const BASELINES = ['bare', 'http-proxy', 'express']
+const runs = (s: Section) => (profile ? false : !only || only.includes(s))
+
+const log = (line: string) => process.stderr.write(`${line}\n`)
+const CSRF = { 'x-csrf': '1' }
+
+async function main(): Promise<void> {
+  const ports = {
+    bffMemory: await freePort(),
+    bffRedis: await freePort(),
+    bare: await freePort(),
+    express: await freePort(),
+    httpProxy: await freePort(),
+    memMemory: await freePort(),
+    memRedis: await freePort(),
+  }
+  const url = (port: number) => `http://127.0.0.1:${port}`
+  const callbacks = [ports.bffMemory, ports.bffRedis, ports.memMemory, ports.memRedis].map(
+    (p) => `${url(p)}/oauth2/callback`,
+  )
+
+  log('starting the simulator, the dev IdP and the carts upstream')
+  const infra = new Rpc(
+    startNode(join(DIST, 'bench/infra.js'), {
+      env: {
+        NODE_ENV: 'production',
+        BENCH_REDIRECT_URIS: callbacks.join(','),
+        BENCH_EXPRESS_CALLBACK: `${url(ports.express)}/callback`,
+      },
+    }),
+  )
+  const up = await infra.ready<InfraReady>()
+  const member = {
+    one: await infra.call<string>('addMember', { name: 'Ada Buyer', email: 'ada@example.com', accounts: 1 }),
+    hundred: await infra.call<string>('addMember', {
+      name: 'Bo Buyer',
+      email: 'bo@example.com',
+      accounts: 100,
+    }),
+    tenThousand: await infra.call<string>('addMember', {
+      name: 'Cy Buyer',
+      email: 'cy@example.com',
+      accounts: 10_000,
+    }),
+  }
+  const between = () => infra.call<void>('clearLog')
+  const login = async (bff: string, memberId: string) => {
+    await infra.call('directLogin', { memberId })
+    return directLogin(bff)
+  }
+
+  const bffEnv = (port: number, extra: Record<string, string> = {}) => ({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL: url(port),
+    FRONTEND_URL: 'http://127.0.0.1:9',
+    SESSION_SECRET,
+    EPCC_BASE_URL: up.upstreamUrl,
+    EPCC_CLIENT_ID: up.clientId,
+    EPCC_CLIENT_SECRET: up.clientSecret,
+    // Every login of the bench comes from one address: the per-address login limit would cap it.
+    RATE_LIMIT_PER_MINUTE: '100000000',
+    ...extra,
+  })
+  // As the image runs it (Dockerfile CMD), plus --cpu-prof when profiling.
+  const startBff = (port: number, extra: Record<string, string> = {}, nodeArgs: string[] = []) =>
+    startNode(join(DIST, 'src/server.js'), {
+      env: bffEnv(port, extra),
+      nodeArgs: ['--enable-source-maps', ...nodeArgs],
+    })
+
+  const profileDir = join(DIST, 'profiles')
+  if (profile) {
+    rmSync(profileDir, { recursive: true, force: true })
+    mkdirSync(profileDir, { recursive: true })
+  }
+  // Which BFF runs with --cpu-prof: the Redis one for its own scenario, else the memory-store one.
+  const cpuProf = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, '--cpu-prof-interval=200']
+  const profiledBff =
+    profile === 'session-redis' ? 'redis' : profile && !BASELINES.includes(profile) ? 'memory' : undefined
+  const profiled = (which: 'memory' | 'redis') => (profiledBff === which ? cpuProf : [])
+
+  log('starting the BFFs')
+  const memoryNeeded = ['session-memory', 'express', 'proxy', 'accounts', 'login'] as const
+  const bffMemory =
+    (profile && profile !== 'session-redis') || memoryNeeded.some(runs)
+      ? startBff(ports.bffMemory, {}, profiled('memory'))
+      : undefined
+  const bffRedis =
+    profiledBff === 'redis' || runs('session-redis')
+      ? startBff(ports.bffRedis, { REDIS_URL }, profiled('redis'))
+      : undefined
+  if (bffMemory) await waitFor(`${url(ports.bffMemory)}/readyz`)
+  if (bffRedis) await waitFor(`${url(ports.bffRedis)}/readyz`)
+
+  const cookie = {
+    one: bffMemory ? await login(url(ports.bffMemory), member.one) : '',
+    tenThousand: bffMemory ? await login(url(ports.bffMemory), member.tenThousand) : '',
+    redis: bffRedis ? await login(url(ports.bffRedis), member.one) : '',
+  }
+  // The bare route answers exactly what the BFF answers.
+  const sessionJson = bffMemory
+    ? await (
+        await request(`${url(ports.bffMemory)}/session`, { headers: { ...CSRF, cookie: cookie.one } })
+      ).body.text()
+    : '{}'
+
+  log('starting the baselines')
+  const baseline = (name: string, script: string, env: Record<string, string>, wanted: boolean) =>
+    wanted || profile === name
+      ? startNode(join(DIST, `bench/servers/${script}`), {
+          env: { NODE_ENV: 'production', ...env },
+          nodeArgs: profile === name ? cpuProf : [],
+        })
+      : undefined
+  const bare = baseline(
+    'bare',
+    'bare-fastify.js',
+    { PORT: String(ports.bare), BENCH_SESSION_JSON: sessionJson },
+    runs('session-memory') || runs('session-redis'),
+  )
+  const httpProxy = baseline(
+    'http-proxy',
+    'http-proxy.js',
+    { PORT: String(ports.httpProxy), BENCH_UPSTREAM: up.upstreamUrl },
+    runs('proxy'),
+  )
+  const express = baseline(
+    'express',
+    'express-oidc.js',
+    { PORT: String(ports.express), BENCH_IDP_ISSUER: up.idpIssuer },
+    runs('express'),
+  )
+  if (bare) await waitFor(`${url(ports.bare)}/session`)
+  if (httpProxy) await waitFor(`${url(ports.httpProxy)}/api/epcc/v2/carts`)
+  if (express) await waitFor(`${url(ports.express)}/session`, { accept: (status) => status === 401 })
+  const expressCookie = express ? await expressLogin(url(ports.express)) : ''
+
+  const target = (label: string, child: ChildProcess | undefined, href: string, headers = {}): Target => {
+    if (!child?.pid) throw new Error(`${label}: process not running`)
+    return { label, url: href, headers, pid: child.pid }
+  }
+  const t = {
+    sessionMemory: () =>
+      target('`GET /session`, memory store', bffMemory, `${url(ports.bffMemory)}/session`, {
+        ...CSRF,
+        cookie: cookie.one,
+      }),
+    sessionRedis: () =>
+      target('`GET /session`, Redis', bffRedis, `${url(ports.bffRedis)}/session`, {
+        ...CSRF,
+        cookie: cookie.redis,
+      }),
+    bare: () => target('bare Fastify route, same JSON', bare, `${url(ports.bare)}/session`),
+    express: () =>
+      target('express-openid-connect `req.oidc.user`', express, `${url(ports.express)}/session`, {
+        cookie: expressCookie,
+      }),
+    proxy: () =>
+      target('proxied `GET /api/epcc/v2/carts`', bffMemory, `${url(ports.bffMemory)}/api/epcc/v2/carts`, {
+        ...CSRF,
+        cookie: cookie.one,
+      }),
+    httpProxy: () =>
+      target(
+        'bare @fastify/http-proxy, fixed header',
+        httpProxy,
+        `${url(ports.httpProxy)}/api/epcc/v2/carts`,
+      ),
+    session10k: () =>
+      target('`GET /session`, 10,000 accounts', bffMemory, `${url(ports.bffMemory)}/session`, {
+        ...CSRF,
+        cookie: cookie.tenThousand,
+      }),
+    proxy10k: () =>
+      target('proxied call, 10,000 accounts', bffMemory, `${url(ports.bffMemory)}/api/epcc/v2/carts`, {
+        ...CSRF,
+        cookie: cookie.tenThousand,
+      }),
+  }
+
+  try {
+    if (profile) {
+      await runProfile(profile, t, profileDir, [bffMemory, bffRedis, bare, httpProxy, express])
+      return
+    }
+    const rows: Row[] = []
+    const pair = async (
+      section: string,
+      scenario: Target,
+      baseline: Target,
+      target: { min: number; text: string },
+    ) => {
+      log(`measuring ${section}: ${scenario.label} vs ${baseline.label}`)
+      const [a, b] = await alternate(scenario, baseline, { ...load, between })
+      const sa = summarize(a)
+      const sb = summarize(b)
+      const ratio = sa.rps / sb.rps
+      rows.push({
+        scenario: scenario.label,
+        summary: sa,
+        ratio: `**${fmt.ratio(ratio)}** (${range(sliceRatios(a, b))})`,
+        target: target.text,
+        met: ratio >= target.min,
+      })
+      rows.push({ scenario: `↳ ${baseline.label}`, summary: sb })
+      return { a, b }
+    }
+
+    if (runs('session-memory'))
+      await pair('session-memory', t.sessionMemory(), t.bare(), { min: 0.7, text: '≥ 0.7×' })
+    if (runs('session-redis'))
+      await pair('session-redis', t.sessionRedis(), t.bare(), { min: 0.5, text: '≥ 0.5×' })
+    if (runs('express')) await pair('express', t.sessionMemory(), t.express(), { min: 8, text: '≥ 8×' })
+    if (runs('proxy')) await pair('proxy', t.proxy(), t.httpProxy(), { min: 0.9, text: '≥ 0.9×' })
+    if (runs('accounts')) {
+      for (const [many, one] of [
+        [t.session10k(), t.sessionMemory()],
+        [t.proxy10k(), t.proxy()],
+      ] as const) {
+        log(`measuring accounts: ${many.label} vs ${one.label}`)
+        const [a, b] = await alternate(
+          many,
+          { ...one, label: `${one.label}, 1 account` },
+          { ...load, between },
+        )
+        const sa = summarize(a)
+        const sb = summarize(b)
+        const p50Ratio = sa.p50 / sb.p50
+        rows.push({
+          scenario: many.label,
+          summary: sa,
+          ratio: `p50 **${fmt.ratio(p50Ratio)}**, req/s ${fmt.ratio(sa.rps / sb.rps)}`,
+          target: 'p50 within 15 %',
+          met: Math.abs(p50Ratio - 1) <= 0.15,
+        })
+        rows.push({ scenario: `↳ ${sb.label}`, summary: sb })
+      }
+    }
+    const tables = [loadTable(rows)]
+
+    if (runs('login') && bffMemory?.pid) {
+      log('measuring complete logins')
+      await infra.call('directLogin', { memberId: member.one })
+      const result = await measureLogins(url(ports.bffMemory), bffMemory.pid)
+      await between()
+      tables.push(
+        markdownTable(
+          ['complete login (direct mode)', 'logins/s', 'p50 ms', 'p99 ms', 'errors', 'BFF CPU ms/login'],
+          [
+            [
+              `${LOGIN_CONCURRENCY} browsers at once, ${LOGIN_SECONDS} s`,
+              fmt.int(result.rps),
+              fmt.ms(result.p50),
+              fmt.ms(result.p99),
+              fmt.int(result.errors),
+              (result.cpuUs / result.logins / 1000).toFixed(2),
+            ],
+          ],
+        ),
+      )
+    }
+
+    if (runs('memory')) {
+      log('measuring memory per session')
+      tables.push(await measureMemory(ports, url, up, member, infra))
+    }
+
+    const header = [
+      `Run ${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
+      `${load.connections} connections, ${load.cycles} cycles of ${load.sliceS} s slices per pair (order reversed every cycle), ${load.warmupS} s warm-up each${quick ? ' (--quick)' : ''}`,
+      'Servers: compiled JS, NODE_ENV=production, LOG_LEVEL=warn (no request logging); each in its own process.',
+      'Proxy upstream: a fixed `GET /v2/carts` page served by the bench (the simulator behind it for everything else).',
+    ]
+    process.stdout.write(`${header.join('  \n')}\n\n${tables.join('\n\n')}\n`)
+  } finally {
+    await infra.call('close').catch(() => {})
+    await stopAll()
+  }
+
+  async function expressLogin(base: string): Promise<string> {
+    const browser = new Browser()
+    const host = new URL(base).host
+    const callback = await idpLogin(browser, `${base}/login`, EXPRESS_USER, (u) =>
+      u.href.startsWith(`${base}/callback`),
+    )
+    const answer = await browser.fetch(callback)
+    await answer.body?.cancel()
+    const value = browser.cookie(host, 'appSession')
+    if (!value) throw new Error(`express-openid-connect login failed: ${answer.status}`)
+    const check = await browser.fetch(`${base}/session`)
+    if (check.status !== 200) throw new Error(`express-openid-connect session: ${check.status}`)
+    await check.body?.cancel()
+    return `appSession=${value}`
+  }
+}
+
+function range(values: number[]): string {
+  const finite = values.filter(Number.isFinite)
+  return `${fmt.ratio(Math.min(...finite))}–${fmt.ratio(Math.max(...finite))}`
+}
+
+/** Complete logins from `LOGIN_CONCURRENCY` browsers at once for `LOGIN_SECONDS`, after a short warm-up. */
+async function measureLogins(bff: string, pid: number) {
+  const run = async (seconds: number) => {
+    const latencies: number[] = []
+    let errors = 0
+    const endAt = performance.now() + seconds * 1000
+    const cpuBefore = cpuMicros(pid)
+    const started = performance.now()
+    await Promise.all(
+      Array.from({ length: LOGIN_CONCURRENCY }, async () => {
+        while (performance.now() < endAt) {
+          const t0 = performance.now()
+          try {
+            await directLogin(bff)
+            latencies.push(performance.now() - t0)
+          } catch {
+            errors++
+          }
+        }
+      }),
+    )
+    const elapsed = (performance.now() - started) / 1000
+    latencies.sort((a, b) => a - b)
+    return {
+      logins: latencies.length,
+      rps: latencies.length / elapsed,
+      p50: latencies[Math.floor(latencies.length / 2)] ?? Number.NaN,
+      p99: latencies[Math.floor(latencies.length * 0.99)] ?? Number.NaN,
+      errors,
+      cpuUs: cpuMicros(pid) - cpuBefore,
+    }
+  }
+  await run(1)
+  return run(LOGIN_SECONDS)
+}
+
+async function measureMemory(
+  ports: { memMemory: number; memRedis: number },
+  url: (port: number) => string,
+  up: InfraReady,
+  member: { one: string; hundred: string; tenThousand: string },
+  infra: Rpc,
+): Promise<string> {
+  const env = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    FRONTEND_URL: 'http://127.0.0.1:9',
+    SESSION_SECRET,
+    EPCC_BASE_URL: up.upstreamUrl,
+    EPCC_CLIENT_ID: up.clientId,
+    EPCC_CLIENT_SECRET: up.clientSecret,
+    RATE_LIMIT_PER_MINUTE: '100000000',
+  }
+  const child = new Rpc(
+    startNode(join(DIST, 'bench/memory.js'), {
+      nodeArgs: ['--expose-gc'],
+      env: {
+        BENCH_BFF_ENV: JSON.stringify(env),
+        BENCH_MEMORY_PORT: String(ports.memMemory),
+        BENCH_REDIS_PORT: String(ports.memRedis),
+        BENCH_REDIS_URL: REDIS_URL,
+      },
+    }),
+  )
+  await child.ready()
+  const rows: string[][] = []
+  try {
+    for (const [accounts, memberId] of [
+      [1, member.one],
+      [100, member.hundred],
+      [10_000, member.tenThousand],
+    ] as const) {
+      const n = MEMORY_SESSIONS[accounts]
+      await infra.call('directLogin', { memberId })
+      // Some logins first, so that whatever is created once (implicit token, compiled code) is not counted.
+      for (let i = 0; i < 20; i++) {
+        await directLogin(url(ports.memMemory))
+        await directLogin(url(ports.memRedis))
+      }
+      await child.call('redisBytes')
+      await infra.call('clearLog')
+      const before = await child.call<number>('heap')
+      for (let i = 0; i < n; i++) await directLogin(url(ports.memMemory))
+      const after = await child.call<number>('heap')
+      for (let i = 0; i < n; i++) await directLogin(url(ports.memRedis))
+      await infra.call('clearLog')
+      const redis =
+        await child.call<Record<string, { keys: number; bytes: number; valueChars: number }>>('redisBytes')
+      const sess = redis.sess ?? { keys: 0, bytes: 0, valueChars: 0 }
+      const vault = redis.vault ?? { keys: 0, bytes: 0, valueChars: 0 }
+      const other = Object.entries(redis).filter(([kind]) => kind !== 'sess' && kind !== 'vault')
+      rows.push([
+        fmt.int(accounts),
+        fmt.int(n),
+        fmt.bytes((after - before) / n),
+        fmt.bytes((sess.bytes + vault.bytes) / n),
+        `${fmt.bytes(sess.bytes / Math.max(1, sess.keys))} (value ${fmt.int(sess.valueChars / Math.max(1, sess.keys))} chars)`,
+        `${fmt.bytes(vault.bytes / Math.max(1, vault.keys))} (value ${fmt.int(vault.valueChars / Math.max(1, vault.keys))} chars)`,
+        other.length ? other.map(([kind, v]) => `${kind}: ${v.keys}`).join(', ') : 'none',
+      ])
+    }
+  } finally {
+    await child.call('close').catch(() => {})
+    await stop(child.child)
+  }
+  return markdownTable(
+    [
+      'accounts of the member',
+      'sessions',
+      'heap per session (memory store)',
+      'Redis per session',
+      'Redis: session record key',
+      'Redis: token vault key',
+      'other keys left',
+    ],
+    rows,
+  )
+}
+
+/** Runs one scenario's load against a BFF started with --cpu-prof, stops it, and prints its top functions. */
+async function runProfile(
+  name: string,
+  t: Record<string, () => Target>,
+  dir: string,
+  bffs: Array<ChildProcess | undefined>,
+): Promise<void> {
+  const byName: Record<string, () => Target> = {
+    'session-memory': t.sessionMemory!,
+    'session-redis': t.sessionRedis!,
+    proxy: t.proxy!,
+    'accounts-session': t.session10k!,
+    'accounts-proxy': t.proxy10k!,
+    bare: t.bare!,
+    'http-proxy': t.httpProxy!,
+    express: t.express!,
+  }
+  const make = byName[name]
+  if (!make) throw new Error(`--profile takes one of ${Object.keys(byName).join(', ')}`)
+  const target = make()
+  log(`profiling ${target.label}`)
+  await slice(target, 3, load.connections)
+  const result = await slice(target, quick ? 5 : 15, load.connections)
+  log(
+    `${fmt.int(result.requests / result.seconds)} req/s, ${fmt.int(result.cpuUs / result.requests)} µs CPU/req, ${result.errors} errors`,
+  )
+  for (const child of bffs) if (child) await stop(child, 15_000)
+  await sleep(200)
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+  if (!file) throw new Error(`no .cpuprofile in ${dir}`)
+  process.stdout.write(`${summarizeProfile(join(dir, file), 30)}\n\nprofile: ${join(dir, file)}\n`)
+}
+
+process.on('SIGINT', () => {
+  void stopAll().then(() => process.exit(130))
+})
+
+main().catch(async (err: unknown) => {
+  log(String((err as Error).stack ?? err))
+  await stopAll()
+  process.exit(1)
+})
