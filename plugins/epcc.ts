@@ -22,13 +22,15 @@ export default fp(
       clientId: cfg.clientId,
       clientSecret: cfg.clientSecret,
       timeoutMs: cfg.timeoutMs,
+      observe: (operation, status, seconds) => app.metrics.epccCalls.observe({ operation, status }, seconds),
     })
     const realm = new Realm(epcc, { realmId: cfg.realmId, clientId: cfg.accountClientId })
     app.decorate('epcc', epcc)
+    app.metrics.watchCircuit(() => epcc.circuitOpen)
     app.decorate('realm', realm)
     app.addHook('onReady', async () => {
       realm.refresh().catch((err: Error) => app.log.warn({ err: err.message }, 'EPCC realm not loaded yet'))
     })
   },
-  { name: 'epcc', dependencies: ['config'] },
+  { name: 'epcc', dependencies: ['config', 'metrics'] },
 )

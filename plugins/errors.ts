@@ -30,6 +30,7 @@ export default fp(
         return reply.code(err.statusCode).send({ error: err.code, message: err.message })
       }
       if (err instanceof StoreUnavailableError) {
+        request.server.metrics.storeErrors.inc()
         request.log.error(
           { err: err.cause instanceof Error ? err.cause.message : 'unknown' },
           'session store unavailable',
@@ -40,6 +41,13 @@ export default fp(
         })
       }
       const status = err.statusCode ?? 500
+      if (status === 503) {
+        // @fastify/under-pressure shedding load; it has set Retry-After.
+        request.log.warn('shedding load')
+        return reply
+          .code(503)
+          .send({ error: 'overloaded', message: 'The server is overloaded; retry shortly.' })
+      }
       if (err.validation || (status >= 400 && status < 500)) {
         const [code, message] = CLIENT_ERRORS[status] ?? ['bad_request', 'The request is malformed.']
         const detail = err.validation ? `${message} ${err.message}` : message

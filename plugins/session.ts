@@ -71,12 +71,17 @@ export default fp(
     })
 
     app.decorate('logins', new LoginTransactions(app.kv))
-    app.decorate('memberSessions', new MemberSessions(app.epcc, app.kv, policy))
+    app.decorate(
+      'memberSessions',
+      new MemberSessions(app.epcc, app.kv, policy, {
+        onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
+      }),
+    )
     app.decorate('clearSessionCookie', (reply: FastifyReply) => {
       reply.clearCookie(cfg.cookieName, cookie)
     })
   },
-  { name: 'session', dependencies: ['config', 'store', 'epcc'] },
+  { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },
 )
 
 /**
@@ -94,11 +99,12 @@ export async function signedInMember(
   if (!auth) throw notSignedIn()
   const sessions = request.server.memberSessions
   try {
-    if (sessions.isOver(auth)) throw new SessionExpiredError()
+    if (sessions.isOver(auth)) throw new SessionExpiredError('deadline')
     auth = await sessions.fresh(auth)
   } catch (err) {
     if (!(err instanceof SessionExpiredError)) throw err
-    request.log.info({ memberId: auth.member.id }, 'session expired')
+    const event = err.reason === 'renewal_refused' ? 'renewal failed' : 'session expired'
+    request.log.info({ memberId: auth.member.id, reason: err.reason }, event)
     await endSession(request, reply)
     throw notSignedIn()
   }

@@ -30,9 +30,10 @@ export default fp(
             },
           })
         : new MemoryKeyValueStore())
+    if (inner instanceof MemoryKeyValueStore) app.metrics.countSessions(() => inner.count('sess:'))
     const kv = new SealedKeyValueStore(inner, deriveSealingKeys(session.secrets))
     app.decorate('kv', kv)
     app.addHook('onClose', async () => kv.close())
   },
-  { name: 'store', dependencies: ['config'] },
+  { name: 'store', dependencies: ['config', 'metrics'] },
 )

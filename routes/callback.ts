@@ -21,6 +21,7 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
 
   const fail = (request: FastifyRequest, reply: FastifyReply, code: LoginErrorCode, reason: string) => {
+    app.metrics.logins.inc({ outcome: code })
     request.log.info({ loginError: code, reason }, 'login failed')
     return reply.redirect(`${config.loginErrorUrl}?error=${code}`, 302)
   }
@@ -60,6 +61,7 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
         request.session.auth = auth
         if (logins.length > 0) request.session.logins = logins
         if (previous) await app.memberSessions.end(previous)
+        app.metrics.logins.inc({ outcome: 'success' })
         request.log.info({ memberId: auth.member.id }, 'login succeeded')
         return reply.redirect(transaction.returnTo, 302)
       } catch (err) {

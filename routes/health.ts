@@ -2,9 +2,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 
 /** Probes (contract §3.3): liveness depends on nothing; readiness on the session store and EPCC's realm. */
 const health: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/healthz', async () => ({ status: 'ok' }))
+  // Alive whatever the load: exempt from load shedding (a pressure handler that lets the request through).
+  app.get('/healthz', { config: { pressureHandler: () => undefined } }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { pressureHandler: () => undefined } }, async (_request, reply) => {
+    if (app.lifecycle.draining) return reply.code(503).send({ status: 'draining' })
+    // While shedding load, say so: the balancer sends elsewhere instead of getting 503s.
+    if (app.hasDecorator('isUnderPressure') && app.isUnderPressure()) {
+      return reply.code(503).send({ status: 'overloaded' })
+    }
     const [sessionStore, epcc] = await Promise.all([
       app.kv.ping().then(
         () => true,

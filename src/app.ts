@@ -6,14 +6,18 @@ import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
 import epccPlugin from '../plugins/epcc.js'
 import errorsPlugin from '../plugins/errors.js'
+import lifecyclePlugin from '../plugins/lifecycle.js'
+import metricsPlugin from '../plugins/metrics.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
 import sessionPlugin from '../plugins/session.js'
 import storePlugin from '../plugins/store.js'
+import underPressurePlugin, { type LoadSheddingOptions } from '../plugins/under-pressure.js'
 import authApiRoutes from '../routes/auth-api.js'
 import callbackRoutes from '../routes/callback.js'
 import healthRoutes from '../routes/health.js'
 import loginRoutes from '../routes/login.js'
+import metricsRoutes from '../routes/metrics.js'
 import proxyRoutes from '../routes/proxy.js'
 import sessionRoutes from '../routes/session.js'
 import type { Config, TrustProxy } from './config.js'
@@ -25,6 +29,11 @@ export interface AppOptions {
   logStream?: Writable
   /** The store under sessions; the bounded memory store by default. */
   kv?: KeyValueStore
+  /**
+   * Load-shedding thresholds, or false for none. The default suits a process that only serves; the test
+   * harness, which runs the simulator and its clients in the same event loop, turns it off.
+   */
+  loadShedding?: LoadSheddingOptions | false
 }
 
 /** A hop count trusts that many proxies in front of us (proxy-addr's semantics). */
@@ -49,7 +58,10 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
   app.removeContentTypeParser('text/plain')
 
   await app.register(configPlugin, { config })
+  await app.register(lifecyclePlugin)
+  await app.register(metricsPlugin)
   await app.register(errorsPlugin)
+  await app.register(underPressurePlugin, { thresholds: opts.loadShedding })
   await app.register(storePlugin, { kv: opts.kv })
   await app.register(epccPlugin)
   await app.register(securityHeadersPlugin)
@@ -60,6 +72,7 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
   await app.register(
     async (scope) => {
       await scope.register(healthRoutes)
+      await scope.register(metricsRoutes)
       await scope.register(loginRoutes)
       await scope.register(callbackRoutes)
       await scope.register(async (api) => {

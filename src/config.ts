@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   EPCC_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5000 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 120 }),
+  SHUTDOWN_DRAIN_S: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Unsafe<'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'>({
@@ -68,6 +69,8 @@ export interface Config {
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
   rateLimitPerMinute: number
+  /** Seconds between SIGTERM (readiness 503) and closing the listener. */
+  shutdownDrainS: number
   host: string
   port: number
   logLevel: string
@@ -240,6 +243,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     proxy: { pathPrefixes },
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
+    shutdownDrainS: raw.SHUTDOWN_DRAIN_S,
     host: raw.HOST,
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,

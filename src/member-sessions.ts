@@ -27,10 +27,12 @@ export interface AccountsPage {
 
 /** EPCC refused to renew the session's token (or it is gone): the session is over. */
 export class SessionExpiredError extends BffError {
-  constructor() {
+  constructor(readonly reason: 'deadline' | 'renewal_refused' | 'tokens_gone' = 'tokens_gone') {
     super(401, 'session_expired', 'The session has expired; sign in again.')
   }
 }
+
+export type RenewalOutcome = 'renewed' | 'refused' | 'unavailable'
 
 /** A renewal lock is held at most this long; a crashed holder blocks no one for longer. */
 const RENEWAL_LEASE_MS = 10_000
@@ -44,12 +46,17 @@ export class MemberSessions {
   /** Renewals running in this process, by vault id: concurrent requests of one session share one. */
   private readonly renewals = new Map<string, Promise<SignedIn>>()
 
+  private readonly now: () => number
+  private readonly onRenewal: (outcome: RenewalOutcome) => void
+
   constructor(
     private readonly epcc: EpccClient,
     private readonly kv: KeyValueStore,
     readonly policy: SessionPolicy,
-    private readonly now: () => number = Date.now,
+    opts: { now?: () => number; onRenewal?: (outcome: RenewalOutcome) => void } = {},
   ) {
+    this.now = opts.now ?? Date.now
+    this.onRenewal = opts.onRenewal ?? (() => {})
     this.vault = new TokenVault(kv)
   }
 
@@ -221,17 +228,21 @@ export class MemberSessions {
       })
     } catch (err) {
       if (err instanceof EpccError && err.kind === 'rejected') {
+        this.onRenewal('refused')
         await this.end(auth)
-        throw new SessionExpiredError()
+        throw new SessionExpiredError('renewal_refused')
       }
+      this.onRenewal('unavailable')
       return auth // EPCC unreachable: the current token serves while it lasts.
     }
     const renewed = page.tokens.find((t) => t.accountId === auth.activeAccount.id)
     if (!renewed) {
       // The member no longer belongs to the active account.
+      this.onRenewal('refused')
       await this.end(auth)
-      throw new SessionExpiredError()
+      throw new SessionExpiredError('renewal_refused')
     }
+    this.onRenewal('renewed')
     const fresh = new Map(page.tokens.map((t) => [t.accountId, t]))
     const tokens = entry.tokens.map((t) => fresh.get(t.accountId) ?? t)
     await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))

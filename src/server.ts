@@ -16,10 +16,16 @@ async function main(): Promise<void> {
   }
 
   const app = await buildApp(config)
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  const drainMs = config.shutdownDrainS * 1000
+  // On SIGTERM: readiness turns 503 at once and requests are still served for the drain period, so the load
+  // balancer stops sending before we stop listening; then in-flight requests finish and the process exits.
+  closeWithGrace({ delay: drainMs + 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after an error')
-    else app.log.info({ signal }, 'closing')
+    else app.log.info({ signal, drainMs }, 'draining')
+    app.lifecycle.draining = true
+    if (!err) await new Promise((resolve) => setTimeout(resolve, drainMs))
     await app.close()
+    app.log.info('closed')
   })
   await app.listen({ host: config.host, port: config.port })
 }

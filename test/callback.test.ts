@@ -196,6 +196,9 @@ t.test('EPCC failures at the exchange', async (t) => {
   }
 
   t.test('EPCC 500 with an HTML body, 429, or a reset → upstream_unavailable, never retried', async (t) => {
+    // Its own stack: these failures in a row bring the circuit breaker close to opening.
+    const stack = await startStack(t)
+    const member = stack.sim.addMember({ name: 'Cy', email: 'cy@example.com', accounts: 1 })
     const faults = [
       { kind: 'html5xx', status: 500 },
       { kind: 'html5xx', status: 503 },
@@ -212,6 +215,8 @@ t.test('EPCC failures at the exchange', async (t) => {
   })
 
   t.test('a hanging EPCC → upstream_unavailable within the budget', async (t) => {
+    const stack = await startStack(t)
+    const member = stack.sim.addMember({ name: 'Cy', email: 'cy@example.com', accounts: 1 })
     stack.sim.fault({ method: 'POST', path: '/v2/account-members/tokens', kind: 'hang', times: 1 })
     const started = Date.now()
     const result = await login(stack, new Browser(), member.id)
@@ -221,6 +226,8 @@ t.test('EPCC failures at the exchange', async (t) => {
   })
 
   t.test('a 2xx body without usable tokens → upstream_unavailable', async (t) => {
+    const stack = await startStack(t)
+    const member = stack.sim.addMember({ name: 'Cy', email: 'cy@example.com', accounts: 1 })
     stack.sim.quirks.errorsAsObject = false
     stack.sim.fault({
       method: 'POST',
@@ -289,3 +296,29 @@ t.test('a login transaction expires after 10 minutes', async (t) => {
   t.equal(response.headers.get('location'), errorLanding('login_expired'))
   t.equal(stack.sim.calls(...EXCHANGE).length, before)
 })
+
+t.test(
+  'a dead EPCC: callbacks fail fast once the circuit opens, and recover when EPCC returns',
+  async (t) => {
+    const stack = await startStack(t)
+    const member = stack.sim.addMember({ name: 'Flo', email: 'flo@example.com', accounts: 1 })
+    stack.sim.fault({ method: 'POST', path: '/v2/account-members/tokens', kind: 'html5xx', status: 503 })
+    for (let i = 0; i < 5; i++) {
+      t.equal((await login(stack, new Browser(), member.id)).location, errorLanding('upstream_unavailable'))
+    }
+    const calls = stack.sim.calls(...EXCHANGE).length
+    const result = await login(stack, new Browser(), member.id)
+    t.equal(result.location, errorLanding('upstream_unavailable'))
+    t.equal(stack.sim.calls(...EXCHANGE).length, calls, 'the open circuit made no EPCC call')
+    const metrics = await (await fetch(`${stack.bff}/metrics`)).text()
+    t.match(metrics, /bff_epcc_circuit_open 1/)
+
+    stack.sim.clearFaults()
+    await new Promise((resolve) => setTimeout(resolve, 10_500))
+    t.equal(
+      (await login(stack, new Browser(), member.id)).location,
+      FRONTEND,
+      'EPCC is back: logins work again',
+    )
+  },
+)

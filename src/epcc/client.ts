@@ -46,7 +46,13 @@ export interface EpccClientOptions {
   clientSecret?: string | undefined
   timeoutMs: number
   now?: () => number
+  /** Told about every call: operation, HTTP status (or "error" / "circuit_open"), seconds taken. */
+  observe?: (operation: string, status: string, seconds: number) => void
 }
+
+/** After this many EPCC failures in a row, calls fail fast for `BREAKER_COOLDOWN_MS`. */
+const BREAKER_THRESHOLD = 5
+const BREAKER_COOLDOWN_MS = 10_000
 
 type StoreGrant = 'implicit' | 'client_credentials'
 interface StoreToken {
@@ -69,6 +75,8 @@ export class EpccClient {
   private readonly now: () => number
   private readonly storeTokens = new Map<StoreGrant, StoreToken>()
   private readonly storeTokenFetches = new Map<StoreGrant, Promise<StoreToken>>()
+  private failuresInARow = 0
+  private openUntil = 0
 
   constructor(private readonly opts: EpccClientOptions) {
     this.base = `${opts.baseUrl.replace(/\/+$/, '')}/`
@@ -268,19 +276,71 @@ export class EpccClient {
     }
   }
 
+  /** True while EPCC kept failing and calls fail fast instead of waiting out their budget. */
+  get circuitOpen(): boolean {
+    return this.now() < this.openUntil
+  }
+
+  /**
+   * One EPCC call within the budget, through a circuit breaker: after `BREAKER_THRESHOLD` failures in a row
+   * (5xx, 429, timeouts, resets) calls fail at once for `BREAKER_COOLDOWN_MS`, then one is let through to
+   * probe. A 429 on a GET waits out a `Retry-After` that fits the budget and tries once more; a POST (the
+   * code exchange above all) is never repeated.
+   */
   private async call<T>(operation: string, path: string, init: RequestInit = {}): Promise<T> {
+    if (this.circuitOpen) {
+      this.opts.observe?.(operation, 'circuit_open', 0)
+      throw new EpccError(operation, 'unavailable', undefined, 'circuit open: EPCC kept failing')
+    }
+    const started = performance.now()
+    let status = 'error'
+    try {
+      const result = await this.attempt<T>(operation, path, init, (s) => {
+        status = String(s)
+      })
+      this.failuresInARow = 0
+      return result
+    } catch (err) {
+      if (err instanceof EpccError && err.kind === 'unavailable') {
+        this.failuresInARow++
+        if (this.failuresInARow >= BREAKER_THRESHOLD) this.openUntil = this.now() + BREAKER_COOLDOWN_MS
+      } else {
+        this.failuresInARow = 0
+      }
+      throw err
+    } finally {
+      this.opts.observe?.(operation, status, (performance.now() - started) / 1000)
+    }
+  }
+
+  private async attempt<T>(
+    operation: string,
+    path: string,
+    init: RequestInit,
+    onStatus: (status: number) => void,
+  ): Promise<T> {
+    const deadline = this.now() + this.opts.timeoutMs
     let response: Response
     let text: string
-    try {
-      response = await fetch(new URL(path, this.base), {
-        ...init,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.opts.timeoutMs),
-      })
-      text = await response.text()
-    } catch (err) {
-      const timedOut = (err as Error).name === 'TimeoutError'
-      throw new EpccError(operation, 'unavailable', undefined, timedOut ? 'timed out' : 'network error')
+    for (let tries = 1; ; tries++) {
+      try {
+        response = await fetch(new URL(path, this.base), {
+          ...init,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(Math.max(1, deadline - this.now())),
+        })
+        text = await response.text()
+      } catch (err) {
+        const timedOut = (err as Error).name === 'TimeoutError'
+        throw new EpccError(operation, 'unavailable', undefined, timedOut ? 'timed out' : 'network error')
+      }
+      onStatus(response.status)
+      const retryAfter = response.headers.get('retry-after')
+      const retryAfterMs = retryAfter === null ? Number.NaN : Number(retryAfter) * 1000
+      const idempotent = (init.method ?? 'GET') === 'GET'
+      if (response.status !== 429 || !idempotent || tries > 1 || !(retryAfterMs >= 0)) break
+      if (this.now() + retryAfterMs >= deadline) break
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs))
     }
     if (response.status >= 200 && response.status < 300) {
       try {

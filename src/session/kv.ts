@@ -60,6 +60,14 @@ export class MemoryKeyValueStore implements KeyValueStore {
     return this.entries.size
   }
 
+  /** Live entries whose key starts with `prefix` (for metrics; walks the whole store). */
+  count(prefix: string): number {
+    const now = this.now()
+    let n = 0
+    for (const [key, entry] of this.entries) if (entry.expiresAt > now && key.startsWith(prefix)) n++
+    return n
+  }
+
   async get(key: string): Promise<string | undefined> {
     return this.live(key)?.value
   }

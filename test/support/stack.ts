@@ -6,7 +6,7 @@ import {
   type EpccSimulatorOptions,
   startEpccSimulator,
 } from '../../dev/epcc-sim/index.js'
-import { buildApp } from '../../src/app.js'
+import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import type { KeyValueStore } from '../../src/session/kv.js'
 import { freePort } from './net.js'
@@ -46,6 +46,8 @@ export interface StackOptions {
   /** The path PUBLIC_URL carries ('' = served at the root). */
   basePath?: string
   kv?: KeyValueStore
+  /** Load shedding is off in the harness (it shares its event loop with the simulator) unless given here. */
+  loadShedding?: AppOptions['loadShedding']
 }
 
 /**
@@ -76,7 +78,11 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
   }
   const logs = new LogCapture()
   const start = async (env: Record<string, string>, listenPort: number, kv?: KeyValueStore) => {
-    const app = await buildApp(loadConfig(env, '/nonexistent'), { logStream: logs, kv })
+    const app = await buildApp(loadConfig(env, '/nonexistent'), {
+      logStream: logs,
+      kv,
+      loadShedding: opts.loadShedding ?? false,
+    })
     t.teardown(() => app.close())
     await app.listen({ host: '127.0.0.1', port: listenPort })
     const address = app.server.address()
