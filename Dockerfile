@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# Node >= 20.19 is required: cookie@2 (via @fastify/cookie and fastify) is ESM-only and require()'d, which
-# works unflagged from Node 20.19 on.
-ARG NODE_IMAGE=node:20.20-bookworm-slim
+# Node 24 is the active LTS (Node 20 reached end of life in April 2026); CI runs the suite on Node 24 too.
+# The code itself needs Node >= 20.19 (cookie@2 is ESM-only and require()'d by fastify's dependencies).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS base
 WORKDIR /app
