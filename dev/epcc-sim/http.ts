@@ -20,7 +20,10 @@ export interface Quirks {
   errorsAsObject: boolean
 }
 
-/** One parsed incoming request. `bodyInvalid` is set when a JSON body did not parse. */
+/**
+ * One parsed incoming request. `bodyInvalid` is set when a JSON body did not parse; `aborted` when the client
+ * gave up before the body was complete (the request still reached us, so it is still logged).
+ */
 export interface Req {
   method: string
   path: string
@@ -29,6 +32,7 @@ export interface Req {
   headers: Record<string, string>
   body: unknown
   bodyInvalid: boolean
+  aborted: boolean
   raw: IncomingMessage
 }
 
@@ -47,7 +51,12 @@ export async function parseRequest(raw: IncomingMessage, base: string): Promise<
   for (const [k, v] of url.searchParams) if (!(k in query)) query[k] = v
 
   const chunks: Buffer[] = []
-  for await (const chunk of raw) chunks.push(chunk as Buffer)
+  let aborted = false
+  try {
+    for await (const chunk of raw) chunks.push(chunk as Buffer)
+  } catch {
+    aborted = true
+  }
   const text = Buffer.concat(chunks).toString('utf8')
   const type = headers['content-type'] ?? ''
   let body: unknown
@@ -64,7 +73,17 @@ export async function parseRequest(raw: IncomingMessage, base: string): Promise<
       }
     }
   }
-  return { method: raw.method ?? 'GET', path: url.pathname, url, query, headers, body, bodyInvalid, raw }
+  return {
+    method: raw.method ?? 'GET',
+    path: url.pathname,
+    url,
+    query,
+    headers,
+    body,
+    bodyInvalid,
+    aborted,
+    raw,
+  }
 }
 
 export function sendJson(

@@ -165,6 +165,8 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     res.on('finish', () => {
       entry.status = res.statusCode
     })
+    // A request cut off mid-body reached EPCC all the same (logged, status 0) but gets no answer.
+    if (req.aborted) return void res.destroy()
     const fault = faults.take(req.method, req.path)
     if (fault && !(await faults.apply(fault, res, state.quirks))) return
     for (const r of routes) {
