@@ -1,4 +1,3 @@
-import { Transform } from 'node:stream'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, type Dispatcher, errors as undiciErrors, request as undiciRequest } from 'undici'
 import { signedInMember } from '../plugins/session.js'
@@ -20,13 +19,14 @@ export const PROXY_BODY_LIMIT = 1024 * 1024
 const IDEMPOTENT = new Set(['GET', 'PUT', 'DELETE'])
 
 const notFound = () => new BffError(404, 'not_found', 'No such route.')
+const tooLarge = () => new BffError(413, 'payload_too_large', 'The request body is too large.')
 const sessionExpired = () => new SessionExpiredError()
 const upstream = (status: number, message: string) => new BffError(status, 'upstream_unavailable', message)
 
 /**
  * `/api/epcc/*` (contract §3.2, §6 "Proxy"): forwards the storefront's EPCC calls on `PROXY_PATH_PREFIXES`
- * with the implicit token and, when signed in, the active account's token. Bodies stream through with a size
- * limit; redirects are passed back, never followed; `Set-Cookie` never comes back.
+ * with the implicit token and, when signed in, the active account's token. Bodies go through as they came,
+ * up to a size limit; redirects are passed back, never followed; `Set-Cookie` never comes back.
  */
 const proxy: FastifyPluginAsync = async (app) => {
   const { epcc: cfg, proxy: proxyCfg, session: sessionCfg } = app.config
@@ -39,7 +39,7 @@ const proxy: FastifyPluginAsync = async (app) => {
   })
   app.addHook('onClose', async () => dispatcher.close())
 
-  // Bodies are not parsed here: they stream to EPCC as they came.
+  // Bodies are not parsed here: they go to EPCC byte for byte.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
 
@@ -71,14 +71,12 @@ const proxy: FastifyPluginAsync = async (app) => {
       const [rawPath = '', query] = splitQuery(request.url.slice(mount.length))
       const path = upstreamPath(rawPath, proxyCfg.pathPrefixes)
       if (!path) throw notFound()
-      const accountToken = await accountTokenFor(request, reply)
-
-      const length = Number(request.headers['content-length'] ?? 0)
-      if (length > PROXY_BODY_LIMIT)
-        throw new BffError(413, 'payload_too_large', 'The request body is too large.')
+      // Read whole before anything leaves: a body found too large halfway must not reach EPCC in part.
+      if (Number(request.headers['content-length'] ?? 0) > PROXY_BODY_LIMIT) throw tooLarge()
       const body = request.body
-        ? (request.body as NodeJS.ReadableStream).pipe(limit(PROXY_BODY_LIMIT))
+        ? await readBody(request.body as NodeJS.ReadableStream, PROXY_BODY_LIMIT)
         : undefined
+      const accountToken = await accountTokenFor(request, reply)
 
       const url = new URL(
         `${base.pathname.replace(/\/$/, '')}${path}${query ? `?${query}` : ''}`,
@@ -100,17 +98,17 @@ const proxy: FastifyPluginAsync = async (app) => {
       let response: Dispatcher.ResponseData
       try {
         response = await send(implicit)
-        // EPCC refused the store token (it expired early or was revoked): fetch a new one and try once more.
-        if (response.statusCode === 401 && IDEMPOTENT.has(request.method) && !body) {
-          await response.body.dump()
+        if (response.statusCode === 401) {
+          // EPCC may have refused the store token (expired early, or revoked): the next call takes a new one,
+          // and a call that may be sent twice is tried once more with it now.
           app.epcc.dropImplicitToken(implicit)
-          implicit = await app.epcc.implicitToken()
-          response = await send(implicit)
+          if (IDEMPOTENT.has(request.method)) {
+            await response.body.dump()
+            implicit = await app.epcc.implicitToken()
+            response = await send(implicit)
+          }
         }
       } catch (err) {
-        if (err instanceof BodyTooLarge || (err as { cause?: unknown }).cause instanceof BodyTooLarge) {
-          throw new BffError(413, 'payload_too_large', 'The request body is too large.')
-        }
         if (err instanceof EpccError) throw upstream(502, 'Elastic Path did not answer; try again shortly.')
         const timedOut =
           err instanceof undiciErrors.HeadersTimeoutError ||
@@ -132,17 +130,17 @@ function splitQuery(url: string): [string, string | undefined] {
   return i < 0 ? [url, undefined] : [url.slice(0, i), url.slice(i + 1)]
 }
 
-class BodyTooLarge extends Error {}
-
-/** Passes a stream through until it exceeds `max` bytes, then fails it. */
-function limit(max: number): Transform {
-  let seen = 0
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      seen += chunk.length
-      done(seen > max ? new BodyTooLarge('body too large') : null, chunk)
-    },
-  })
+/** The request body, read whole; `413` once it exceeds `max` bytes. */
+async function readBody(stream: NodeJS.ReadableStream, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
+    size += buffer.length
+    if (size > max) throw tooLarge()
+    chunks.push(buffer)
+  }
+  return Buffer.concat(chunks)
 }
 
 export default proxy
