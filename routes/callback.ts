@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LoginError, type LoginErrorCode } from '../src/errors.js'
 import { readAuthorizationResponse, STATE_PATTERN } from '../src/login.js'
 import { Realm } from '../src/realm.js'
+import { errors, redirect } from './schemas.js'
 
 const CallbackQuery = Type.Object({
   state: Type.Optional(Type.String({ pattern: STATE_PATTERN })),
@@ -28,7 +29,18 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/oauth2/callback',
-    { schema: { querystring: CallbackQuery }, attachValidation: true, config: { rateLimit: {} } },
+    {
+      schema: {
+        summary: 'The end of a login: EPCC redirects the browser here (a navigation)',
+        description:
+          'Success: 302 to the stored returnTo with a new session id. Failure: 302 to FRONTEND_URL + LOGIN_ERROR_PATH + `?error=` one of `access_denied`, `login_expired`, `login_failed`, `upstream_unavailable`, `no_accounts`.',
+        tags: ['navigation'],
+        querystring: CallbackQuery,
+        response: { ...redirect('To returnTo, or to the error landing'), ...errors.rateLimited },
+      },
+      attachValidation: true,
+      config: { rateLimit: {} },
+    },
     async (request, reply) => {
       reply.header('referrer-policy', 'no-referrer')
       const query = request.query as Record<string, unknown>

@@ -2,6 +2,7 @@ import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typ
 import { beginLogin, MAX_PENDING_LOGINS } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
+import { errors, redirect } from './schemas.js'
 
 const LoginQuery = Type.Object({
   profile: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
@@ -17,7 +18,22 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/auth/login',
-    { schema: { querystring: LoginQuery }, config: { rateLimit: {} } },
+    {
+      schema: {
+        summary: 'Start a login (a browser navigation)',
+        description:
+          'Redirects to the EPCC authorization endpoint of the profile, with PKCE S256, and sets the session cookie.',
+        tags: ['navigation'],
+        querystring: LoginQuery,
+        response: {
+          ...redirect('To the authorization endpoint; or to the error landing with `upstream_unavailable`'),
+          400: errors.error('`unknown_profile`, `profile_required` or `bad_request`'),
+          ...errors.rateLimited,
+          ...errors.unavailable,
+        },
+      },
+      config: { rateLimit: {} },
+    },
     async (request, reply) => {
       const realm = await app.realm.current().catch((err: Error) => {
         request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')

@@ -4,14 +4,8 @@ import { MAX_PAGE_LIMIT } from '../src/epcc/client.js'
 import { unauthenticated } from '../src/errors.js'
 import { withLock } from '../src/session/lock.js'
 import { sessionKey } from '../src/session/store.js'
+import { Account, apiSecurity, errors, SessionBody } from './schemas.js'
 
-const Account = Type.Object({ id: Type.String(), name: Type.String() })
-const SessionBody = Type.Object({
-  member: Type.Object({ id: Type.String(), name: Type.String(), email: Type.String() }),
-  activeAccount: Account,
-  accountCount: Type.Integer(),
-  expiresAt: Type.String({ format: 'date-time' }),
-})
 const AccountsQuery = Type.Object({
   'page[offset]': Type.Integer({ minimum: 0, maximum: 10_000, default: 0 }),
   'page[limit]': Type.Integer({ minimum: 1, maximum: MAX_PAGE_LIMIT, default: 25 }),
@@ -35,14 +29,39 @@ const SwitchBody = Type.Object(
 
 /** The signed-in member's session (contract §3.2): who, which accounts, switch the active one. */
 const session: FastifyPluginAsyncTypebox = async (app) => {
-  app.get('/session', { schema: { response: { 200: SessionBody } } }, async (request, reply) => {
-    const auth = await signedInMember(request, reply)
-    return app.memberSessions.view(auth)
-  })
+  app.get(
+    '/session',
+    {
+      schema: {
+        summary: 'Who is signed in, the active account, and when the session ends',
+        tags: ['session'],
+        security: apiSecurity,
+        response: { 200: SessionBody, ...errors.unauthenticated, ...errors.csrf, ...errors.unavailable },
+      },
+    },
+    async (request, reply) => {
+      const auth = await signedInMember(request, reply)
+      return app.memberSessions.view(auth)
+    },
+  )
 
   app.get(
     '/session/accounts',
-    { schema: { querystring: AccountsQuery, response: { 200: AccountsBody } } },
+    {
+      schema: {
+        summary: "One page of the member's accounts",
+        tags: ['session'],
+        security: apiSecurity,
+        querystring: AccountsQuery,
+        response: {
+          200: AccountsBody,
+          ...errors.badRequest,
+          ...errors.unauthenticated,
+          ...errors.csrf,
+          ...errors.unavailable,
+        },
+      },
+    },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
       const listed = await app.memberSessions.accounts(
@@ -57,7 +76,23 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
 
   app.put(
     '/session/active-account',
-    { schema: { body: SwitchBody, response: { 200: SessionBody } }, bodyLimit: 1024 },
+    {
+      schema: {
+        summary: 'Switch the active account (the session id changes)',
+        tags: ['session'],
+        security: apiSecurity,
+        body: SwitchBody,
+        response: {
+          200: SessionBody,
+          ...errors.badRequest,
+          ...errors.unauthenticated,
+          ...errors.csrf,
+          ...errors.notFound("`unknown_account`: not one of this member's accounts"),
+          ...errors.unavailable,
+        },
+      },
+      bodyLimit: 1024,
+    },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
       // One switch at a time per session, across replicas: a second switch sent with the same cookie finds

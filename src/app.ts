@@ -8,6 +8,7 @@ import epccPlugin from '../plugins/epcc.js'
 import errorsPlugin from '../plugins/errors.js'
 import lifecyclePlugin from '../plugins/lifecycle.js'
 import metricsPlugin from '../plugins/metrics.js'
+import openapiPlugin from '../plugins/openapi.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityHeadersPlugin from '../plugins/security-headers.js'
 import sessionPlugin from '../plugins/session.js'
@@ -18,6 +19,7 @@ import callbackRoutes from '../routes/callback.js'
 import healthRoutes from '../routes/health.js'
 import loginRoutes from '../routes/login.js'
 import metricsRoutes from '../routes/metrics.js'
+import openapiRoutes from '../routes/openapi.js'
 import proxyRoutes from '../routes/proxy.js'
 import sessionRoutes from '../routes/session.js'
 import type { Config, TrustProxy } from './config.js'
@@ -61,6 +63,7 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
   await app.register(lifecyclePlugin)
   await app.register(metricsPlugin)
   await app.register(errorsPlugin)
+  await app.register(openapiPlugin)
   await app.register(underPressurePlugin, { thresholds: opts.loadShedding })
   await app.register(storePlugin, { kv: opts.kv })
   await app.register(epccPlugin)
@@ -73,6 +76,7 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
     async (scope) => {
       await scope.register(healthRoutes)
       await scope.register(metricsRoutes)
+      await scope.register(openapiRoutes)
       await scope.register(loginRoutes)
       await scope.register(callbackRoutes)
       await scope.register(async (api) => {
