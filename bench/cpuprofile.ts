@@ -55,6 +55,21 @@ export function summarizeProfile(file: string, top = 30): string {
     const from = origin(url)
     byOrigin.set(from, (byOrigin.get(from) ?? 0) + us)
   }
+  // Inclusive time: each sample counts once for every distinct function on its stack.
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const inclusive = new Map<string, number>()
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0
+    const seen = new Set<string>()
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const { functionName, url, lineNumber } = byId.get(at)!.callFrame
+      if (!url || url.startsWith('node:')) continue
+      seen.add(`${functionName || '(anonymous)'} ${shortUrl(url)}:${lineNumber + 1}`)
+    }
+    for (const name of seen) inclusive.set(name, (inclusive.get(name) ?? 0) + dt)
+  })
+
   const rows = (m: Map<string, number>, n: number) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
@@ -70,6 +85,10 @@ export function summarizeProfile(file: string, top = 30): string {
     '| self | ms | from |',
     '|---|---|---|',
     ...rows(byOrigin, 15),
+    '',
+    '| inclusive | ms | function (packages and project code only) |',
+    '|---|---|---|',
+    ...rows(inclusive, top),
   ].join('\n')
 }
 

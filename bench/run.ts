@@ -7,6 +7,7 @@
  *   npm run bench -- --quick           a shorter, noisier run (also BENCH_QUICK=1)
  *   npm run bench -- --only=proxy,login    some sections only
  *   npm run bench -- --profile=proxy   the BFF under one scenario's load with --cpu-prof, then its top functions
+ *   npm run bench -- --before=dist/before --only=before   this build against an earlier copy of dist/
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
@@ -29,6 +30,7 @@ const flagValue = (name: string) => flag(name)?.split('=', 2)[1]
 const quick = flag('quick') !== undefined || process.env.BENCH_QUICK === '1'
 const only = flagValue('only')?.split(',')
 const profile = flagValue('profile')
+const before = flagValue('before')
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 const load: LoadOptions = quick
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
   const ports = {
     bffMemory: await freePort(),
     bffRedis: await freePort(),
+    bffBefore: await freePort(),
     bare: await freePort(),
     express: await freePort(),
     httpProxy: await freePort(),
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
     memRedis: await freePort(),
   }
   const url = (port: number) => `http://127.0.0.1:${port}`
-  const callbacks = [ports.bffMemory, ports.bffRedis, ports.memMemory, ports.memRedis].map(
+  const callbacks = [ports.bffMemory, ports.bffRedis, ports.bffBefore, ports.memMemory, ports.memRedis].map(
     (p) => `${url(p)}/oauth2/callback`,
   )
 
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
   log('starting the BFFs')
   const memoryNeeded = ['session-memory', 'express', 'proxy', 'accounts', 'login'] as const
   const bffMemory =
-    (profile && profile !== 'session-redis') || memoryNeeded.some(runs)
+    (profile && profile !== 'session-redis') || before || memoryNeeded.some(runs)
       ? startBff(ports.bffMemory, {}, profiled('memory'))
       : undefined
   const bffRedis =
@@ -144,11 +147,22 @@ async function main(): Promise<void> {
       : undefined
   if (bffMemory) await waitFor(`${url(ports.bffMemory)}/readyz`)
   if (bffRedis) await waitFor(`${url(ports.bffRedis)}/readyz`)
+  // --before=<dir>: another build of the BFF (e.g. `dist/before`, copied before a change), measured against
+  // this one in alternating slices, so that a before/after comparison does not depend on the machine's drift.
+  const bffBefore = before
+    ? startNode(join(before, 'src/server.js'), {
+        env: bffEnv(ports.bffBefore),
+        nodeArgs: ['--enable-source-maps'],
+      })
+    : undefined
+  if (bffBefore) await waitFor(`${url(ports.bffBefore)}/readyz`)
 
   const cookie = {
     one: bffMemory ? await login(url(ports.bffMemory), member.one) : '',
     tenThousand: bffMemory ? await login(url(ports.bffMemory), member.tenThousand) : '',
     redis: bffRedis ? await login(url(ports.bffRedis), member.one) : '',
+    beforeOne: bffBefore ? await login(url(ports.bffBefore), member.one) : '',
+    beforeTenThousand: bffBefore ? await login(url(ports.bffBefore), member.tenThousand) : '',
   }
   // The bare route answers exactly what the BFF answers.
   const sessionJson = bffMemory
@@ -265,6 +279,24 @@ async function main(): Promise<void> {
       await pair('session-redis', t.sessionRedis(), t.bare(), { min: 0.5, text: '≥ 0.5×' })
     if (runs('express')) await pair('express', t.sessionMemory(), t.express(), { min: 8, text: '≥ 8×' })
     if (runs('proxy')) await pair('proxy', t.proxy(), t.httpProxy(), { min: 0.9, text: '≥ 0.9×' })
+    if (bffBefore) {
+      const b = (label: string, path: string, cookie: string) =>
+        target(`${label}, before`, bffBefore, `${url(ports.bffBefore)}${path}`, { ...CSRF, cookie })
+      for (const [now, then] of [
+        [t.sessionMemory(), b('`GET /session`', '/session', cookie.beforeOne)],
+        [t.proxy(), b('proxied `GET /api/epcc/v2/carts`', '/api/epcc/v2/carts', cookie.beforeOne)],
+        [t.proxy10k(), b('proxied call, 10,000 accounts', '/api/epcc/v2/carts', cookie.beforeTenThousand)],
+      ] as const) {
+        log(`measuring before/after: ${now.label}`)
+        const [a, c] = await alternate({ ...now, label: `${now.label}, after` }, then, { ...load, between })
+        rows.push({
+          scenario: a.label,
+          summary: summarize(a),
+          ratio: `**${fmt.ratio(summarize(a).rps / summarize(c).rps)}** (${range(sliceRatios(a, c))})`,
+        })
+        rows.push({ scenario: `↳ ${c.label}`, summary: summarize(c) })
+      }
+    }
     if (runs('accounts')) {
       for (const [many, one] of [
         [t.session10k(), t.sessionMemory()],
