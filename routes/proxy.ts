@@ -67,6 +67,16 @@ const proxy: FastifyPluginAsync = async (app) => {
     url: '/api/epcc/*',
     bodyLimit: PROXY_BODY_LIMIT,
     config: { proxied: true },
+    schema: {
+      summary: 'An EPCC call with the right tokens attached',
+      description:
+        'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
+        "account's token. EPCC's status, headers (but Set-Cookie) and body come back unchanged. The BFF itself " +
+        'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired, 403 csrf, 413 ' +
+        'payload_too_large, 502/504 upstream_unavailable.',
+      tags: ['proxy'],
+      security: [{ csrfHeader: [] }, { sessionCookie: [], csrfHeader: [] }],
+    },
     handler: async (request, reply) => {
       const [rawPath = '', query] = splitQuery(request.url.slice(mount.length))
       const path = upstreamPath(rawPath, proxyCfg.pathPrefixes)
@@ -96,6 +106,9 @@ const proxy: FastifyPluginAsync = async (app) => {
         throw upstream(502, 'Elastic Path did not answer; try again shortly.')
       })
       let response: Dispatcher.ResponseData
+      const started = performance.now()
+      const observe = (status: string) =>
+        app.metrics.proxied.observe({ method: request.method, status }, (performance.now() - started) / 1000)
       try {
         response = await send(implicit)
         if (response.statusCode === 401) {
@@ -109,6 +122,7 @@ const proxy: FastifyPluginAsync = async (app) => {
           }
         }
       } catch (err) {
+        observe('error')
         if (err instanceof EpccError) throw upstream(502, 'Elastic Path did not answer; try again shortly.')
         const timedOut =
           err instanceof undiciErrors.HeadersTimeoutError ||
@@ -117,6 +131,7 @@ const proxy: FastifyPluginAsync = async (app) => {
         request.log.warn({ path, err: (err as Error).name }, 'proxied call failed')
         throw upstream(timedOut ? 504 : 502, 'Elastic Path did not answer; try again shortly.')
       }
+      observe(String(response.statusCode))
       return reply
         .code(response.statusCode)
         .headers(returnedResponseHeaders(response.headers))
