@@ -77,8 +77,25 @@ export default fp(
         onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
       }),
     )
+    // @fastify/session clears the cookie of any request whose cookie names an unknown session (index.js
+    // onSend). That wipes whatever the browser holds under that name — also the new cookie another tab was
+    // just given by a login or an account switch — and logs the member out everywhere. A stale cookie is
+    // harmless (it resolves to nothing), so only the clears we mean (logout, an ended session) go out.
+    const intendedClears = new WeakSet<FastifyReply>()
     app.decorate('clearSessionCookie', (reply: FastifyReply) => {
+      intendedClears.add(reply)
       reply.clearCookie(cfg.cookieName, cookie)
+    })
+    app.addHook('onSend', async (_request, reply, payload) => {
+      const header = reply.getHeader('set-cookie')
+      if (header === undefined || intendedClears.has(reply)) return payload
+      const lines = Array.isArray(header) ? header : [String(header)]
+      const kept = lines.filter((line) => !line.startsWith(`${cfg.cookieName}=;`))
+      if (kept.length !== lines.length) {
+        reply.removeHeader('set-cookie')
+        if (kept.length > 0) reply.header('set-cookie', kept)
+      }
+      return payload
     })
   },
   { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },
@@ -99,8 +116,9 @@ export async function signedInMember(
   if (!auth) throw notSignedIn()
   const sessions = request.server.memberSessions
   try {
-    if (sessions.isOver(auth)) throw new SessionExpiredError('deadline')
-    auth = await sessions.fresh(auth)
+    const live = await sessions.live(auth)
+    if (!live) throw new SessionExpiredError('deadline')
+    auth = await sessions.fresh(live)
   } catch (err) {
     if (!(err instanceof SessionExpiredError)) throw err
     const event = err.reason === 'renewal_refused' ? 'renewal failed' : 'session expired'

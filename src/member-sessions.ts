@@ -97,6 +97,16 @@ export class MemberSessions {
     return this.now() >= sessionDeadline(auth, this.policy)
   }
 
+  /**
+   * The session if it still lives: past its deadline by the record's account, it may only be that the token
+   * was renewed (by a concurrent request or another replica) after this record was read; the vault knows.
+   */
+  async live(auth: SignedIn): Promise<SignedIn | undefined> {
+    if (!this.isOver(auth)) return auth
+    const current = await this.vaultState(auth).catch(() => undefined)
+    return current && !this.isOver(current) ? current : undefined
+  }
+
   /** The state with `lastSeenAt` moved to now, or undefined when the stored one is recent enough. */
   touched(auth: SignedIn): SignedIn | undefined {
     const now = this.now()

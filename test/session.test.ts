@@ -241,3 +241,23 @@ t.test('idle and absolute timeouts are enforced server-side', async (t) => {
     t.equal((await api(stack, browser, '/session')).status, 401, 'gone after 3 s however active')
   })
 })
+
+t.test("a tab's stale cookie does not wipe the new cookie another tab was just given", async (t) => {
+  const stack = await startStack(t)
+  const { browser, member } = await signedIn(stack, 2)
+  const before = browser.cookie(cookieHost(stack), 'epcc-bff') ?? ''
+  // Tab A switches account: the browser's cookie now names a new session.
+  const switched = await api(stack, browser, '/session/active-account', {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ accountId: member.accounts[1]?.id }),
+  })
+  t.equal(switched.status, 200)
+  // Tab B's request was sent with the old cookie before the switch landed.
+  const stale = await fetch(`${stack.bff}/session`, {
+    headers: { 'x-csrf': '1', cookie: `epcc-bff=${before}` },
+  })
+  t.equal(stale.status, 401)
+  t.same(stale.headers.getSetCookie(), [], 'no Set-Cookie that would delete the new cookie')
+  t.equal((await api(stack, browser, '/session')).status, 200, 'the browser is still signed in')
+})

@@ -51,9 +51,15 @@ export function renewalDue(auth: SignedIn, now: number): boolean {
   return auth.tokenExpiresAt - now < Math.min(lifetime / 4, 5 * 60_000)
 }
 
-/** How long the store keeps a record: a signed-in one to its deadline, a pre-login one as long as a login. */
+/**
+ * A signed-in record outlives its deadline by this much in the store: a request arriving while another
+ * replica's renewal is being written still finds it, and learns the new token expiry from the vault.
+ */
+const RECORD_GRACE_MS = 60_000
+
+/** How long the store keeps a record: a signed-in one to its deadline (plus grace), a pre-login one as long as a login. */
 export function recordTtlMs(record: SessionRecord, policy: SessionPolicy, now: number): number {
-  return record.auth ? sessionDeadline(record.auth, policy) - now : LOGIN_TTL_MS
+  return record.auth ? sessionDeadline(record.auth, policy) + RECORD_GRACE_MS - now : LOGIN_TTL_MS
 }
 
 /**
