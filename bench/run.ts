@@ -8,6 +8,7 @@
  *   npm run bench -- --only=proxy,login    some sections only
  *   npm run bench -- --profile=proxy   the BFF under one scenario's load with --cpu-prof, then its top functions
  *   npm run bench -- --before=dist/before --only=before   this build against an earlier copy of dist/
+ *   --verbose prints every slice
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
@@ -33,9 +34,10 @@ const profile = flagValue('profile')
 const before = flagValue('before')
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
+const verbose = flag('verbose') !== undefined
 const load: LoadOptions = quick
-  ? { connections: 50, sliceS: 1, warmupS: 1, cycles: 2 }
-  : { connections: 50, sliceS: 2, warmupS: 2, cycles: 6 }
+  ? { connections: 50, sliceS: 1, warmupS: 1, cycles: 2, verbose }
+  : { connections: 50, sliceS: 2, warmupS: 2, cycles: 6, verbose }
 const MEMORY_SESSIONS = quick ? { 1: 200, 100: 60, 10000: 20 } : { 1: 1000, 100: 300, 10000: 100 }
 const LOGIN_SECONDS = quick ? 2 : 6
 const LOGIN_CONCURRENCY = 8

@@ -27,6 +27,8 @@ export interface LoadOptions {
   sliceS: number
   warmupS: number
   cycles: number
+  /** Print every slice (to stderr). */
+  verbose?: boolean
   /** Run between slices (clearing the simulator's request log). */
   between?: () => Promise<void>
 }
@@ -50,8 +52,16 @@ export function slice(target: Target, seconds: number, connections: number): Pro
       (err, result) => {
         if (err) return reject(err)
         const elapsed = (performance.now() - started) / 1000
+        const failed = Object.entries(result.statusCodeStats ?? {}).filter(([code]) => !code.startsWith('2'))
+        if (failed.length > 0 || result.errors > 0) {
+          const codes = failed.map(([code, stats]) => `${stats.count ?? 0}× ${code}`)
+          process.stderr.write(
+            `  ${target.label}: ${[...codes, `${result.errors} socket errors`].join(', ')}\n`,
+          )
+        }
         resolve({
-          requests: result.requests.total,
+          // Only answers that succeeded count: a server shedding load with quick 503s is not faster.
+          requests: result['2xx'],
           seconds: elapsed,
           // Connection errors, timeouts and any non-2xx answer (a 401 would mean a lost session).
           errors: result.errors + result.non2xx,
@@ -94,7 +104,12 @@ export async function alternate(a: Target, b: Target, opts: LoadOptions): Promis
   ])
   for (let cycle = 0; cycle < opts.cycles; cycle++) {
     for (const target of cycle % 2 === 0 ? [a, b] : [b, a]) {
-      add(totals.get(target)!, await slice(target, opts.sliceS, opts.connections))
+      const s = await slice(target, opts.sliceS, opts.connections)
+      add(totals.get(target)!, s)
+      if (opts.verbose) {
+        const rps = Math.round(s.requests / s.seconds)
+        process.stderr.write(`  ${target.label}: ${rps} req/s, ${Math.round(s.cpuUs / s.requests)} µs/req\n`)
+      }
       await opts.between?.()
     }
   }
