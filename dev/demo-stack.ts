@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import ts from 'typescript'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { type EpccSimulator, type SimMember, startEpccSimulator } from './epcc-sim/index.js'
@@ -126,8 +127,17 @@ function seed(sim: EpccSimulator): DemoLogins {
   return { ada, nora, rex, password }
 }
 
-/** Serves `dev/storefront/index.html` on every GET path, told where the BFF is. */
+/** The typed browser client (client/index.ts) as the page loads it: plain ESM, types stripped. */
+function clientModule(): string {
+  const source = readFileSync(join(import.meta.dirname, '..', 'client', 'index.ts'), 'utf8')
+  return ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  }).outputText
+}
+
+/** Serves `dev/storefront/index.html` on every GET path, and the client at `/client.js`, told where the BFF is. */
 function storefront(bffUrl: string): Server {
+  const client = clientModule()
   const page = readFileSync(join(import.meta.dirname, 'storefront', 'index.html'), 'utf8').replace(
     '<script type="module">',
     `<script>window.BFF_URL = ${JSON.stringify(bffUrl)}</script>\n  <script type="module">`,
@@ -135,6 +145,12 @@ function storefront(bffUrl: string): Server {
   return createServer((req, res) => {
     if (req.method !== 'GET' || !(req.url ?? '/').startsWith('/')) {
       res.writeHead(405).end()
+      return
+    }
+    if (req.url === '/client.js') {
+      res
+        .writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' })
+        .end(client)
       return
     }
     if ((req.url ?? '/').startsWith('/favicon')) {
