@@ -25,6 +25,53 @@ export function deriveSealingKeys(secrets: readonly string[]): SealingKey[] {
 }
 
 /**
+ * Values opened recently, by store key, each with the envelope it came from: a read whose envelope is the
+ * very one opened before gets the same plaintext without decoding and decrypting it again (a vault of 100
+ * tokens is 80 KB: about 0.3 ms per proxied call). It is used only while the store still holds that exact
+ * envelope, so it never answers for a value the store no longer holds; it lives in this process only
+ * (every store, memory or Redis, still holds sealed values), and it is bounded.
+ */
+class OpenedValues {
+  private readonly entries = new Map<string, { sealed: string; value: string }>()
+  private chars = 0
+
+  constructor(
+    private readonly maxEntries = 4096,
+    private readonly maxChars = 16 * 1024 * 1024,
+  ) {}
+
+  get(key: string, sealed: string): string | undefined {
+    const hit = this.entries.get(key)
+    return hit?.sealed === sealed ? hit.value : undefined
+  }
+
+  set(key: string, sealed: string, value: string): void {
+    this.delete(key)
+    const size = sealed.length + value.length
+    if (size > this.maxChars / 16) return
+    this.entries.set(key, { sealed, value })
+    this.chars += size
+    // A Map iterates in insertion order: the oldest entries go first.
+    for (const [oldest] of this.entries) {
+      if (this.entries.size <= this.maxEntries && this.chars <= this.maxChars) break
+      this.delete(oldest)
+    }
+  }
+
+  delete(key: string): void {
+    const hit = this.entries.get(key)
+    if (!hit) return
+    this.entries.delete(key)
+    this.chars -= hit.sealed.length + hit.value.length
+  }
+
+  clear(): void {
+    this.entries.clear()
+    this.chars = 0
+  }
+}
+
+/**
  * Every value encrypted at rest, in both stores: AES-256-GCM, a fresh random IV per write, the key id in
  * the envelope `v1.<kid>.<iv>.<ciphertext>.<tag>`, and the record's own key (which carries the session id,
  * the login `state` or the vault id) as associated data, so a ciphertext copied under another key does not
@@ -33,6 +80,7 @@ export function deriveSealingKeys(secrets: readonly string[]): SealingKey[] {
 export class SealedKeyValueStore implements KeyValueStore {
   private readonly byId: Map<string, Buffer>
   private readonly current: SealingKey
+  private readonly opened = new OpenedValues()
 
   constructor(
     private readonly inner: KeyValueStore,
@@ -46,19 +94,32 @@ export class SealedKeyValueStore implements KeyValueStore {
 
   async get(key: string): Promise<string | undefined> {
     const sealed = await this.inner.get(key)
-    return sealed === undefined ? undefined : this.open(key, sealed)
+    if (sealed === undefined) {
+      this.opened.delete(key)
+      return undefined
+    }
+    const known = this.opened.get(key, sealed)
+    if (known !== undefined) return known
+    const value = this.open(key, sealed)
+    if (value !== undefined) this.opened.set(key, sealed, value)
+    return value
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.inner.set(key, this.seal(key, value), ttlMs)
+    this.opened.delete(key)
+    const sealed = this.seal(key, value)
+    await this.inner.set(key, sealed, ttlMs)
+    if (ttlMs > 0) this.opened.set(key, sealed, value)
   }
 
   async take(key: string): Promise<string | undefined> {
+    this.opened.delete(key)
     const sealed = await this.inner.take(key)
     return sealed === undefined ? undefined : this.open(key, sealed)
   }
 
   delete(key: string): Promise<void> {
+    this.opened.delete(key)
     return this.inner.delete(key)
   }
 
@@ -76,6 +137,7 @@ export class SealedKeyValueStore implements KeyValueStore {
   }
 
   close(): Promise<void> {
+    this.opened.clear()
     return this.inner.close()
   }
 
