@@ -8,7 +8,7 @@
  *   npm run bench -- --only=proxy,login    some sections only
  *   npm run bench -- --profile=proxy   the BFF under one scenario's load with --cpu-prof, then its top functions
  *   npm run bench -- --before=dist/before --only=before   this build against an earlier copy of dist/
- *   --verbose prints every slice
+ *   --bff=<dir> measures another build as the BFF; --verbose prints every slice
  */
 import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, readdirSync, rmSync } from 'node:fs'
@@ -32,6 +32,8 @@ const quick = flag('quick') !== undefined || process.env.BENCH_QUICK === '1'
 const only = flagValue('only')?.split(',')
 const profile = flagValue('profile')
 const before = flagValue('before')
+// --bff=<dir>: the build measured as "the BFF" (dist/ by default), e.g. one copied aside for a before/after.
+const bffBuild = flagValue('bff') ?? DIST
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 const verbose = flag('verbose') !== undefined
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
   })
   // As the image runs it (Dockerfile CMD), plus --cpu-prof when profiling.
   const startBff = (port: number, extra: Record<string, string> = {}, nodeArgs: string[] = []) =>
-    startNode(join(DIST, 'src/server.js'), {
+    startNode(join(bffBuild, 'src/server.js'), {
       env: bffEnv(port, extra),
       nodeArgs: ['--enable-source-maps', ...nodeArgs],
     })
