@@ -1,17 +1,17 @@
 import fastifyCookie, { Signer } from '@fastify/cookie'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import fastifySession from '@fastify/session'
+import type { FastifyReply, FastifyRequest, Session } from 'fastify'
 import fp from 'fastify-plugin'
 import { type BffError, unauthenticated } from '../src/errors.js'
 import { LoginTransactions } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
-import type { SessionPolicy, SignedIn } from '../src/session/model.js'
-import { RequestSession } from '../src/session/request-session.js'
+import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
 import { SessionRecordStore } from '../src/session/store.js'
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** This browser's session: read once per request, written back only when a field was assigned. */
-    session: RequestSession
+  interface Session extends SessionRecord {
+    /** Set to re-issue a cookie signed with an older secret (see below). */
+    resignedAt?: number
   }
   interface FastifyInstance {
     logins: LoginTransactions
@@ -22,14 +22,10 @@ declare module 'fastify' {
 }
 
 /**
- * The session cookie (contract §2) and server-side session records over our sealed store: no record or
- * cookie until something is stored, and a read that changes nothing writes nothing, signs nothing and hashes
- * nothing (@fastify/session, used before, serialized and SHA-256-hashed the whole session twice and signed
- * its id twice on every request). The cookie holds the session id signed with the first `SESSION_SECRET`
- * (HMAC-SHA256, the format @fastify/session used, so existing cookies stay valid); every entry verifies.
- * Only the clears we mean (logout, an ended session) expire the cookie: a stale cookie resolves to nothing,
- * and expiring it could wipe the new cookie another tab was just given.
- * @see https://github.com/fastify/fastify-cookie#manual-cookie-unsigning
+ * The session cookie (contract §2) and server-side session records, via @fastify/cookie and
+ * @fastify/session over our bounded store: no record or cookie until something is stored, no write on a
+ * read that changed nothing.
+ * @see https://github.com/fastify/session
  */
 export default fp(
   async (app) => {
@@ -44,38 +40,34 @@ export default fp(
     }
 
     await app.register(fastifyCookie)
-    const signer = new Signer(cfg.secrets)
-    const store = new SessionRecordStore(app.kv, policy)
-
-    app.decorateRequest('session', null as unknown as RequestSession)
-    app.addHook('onRequest', async (request) => {
-      const raw = request.cookies[cfg.cookieName]
-      const signed = raw === undefined ? undefined : signer.unsign(raw)
-      const record = signed?.valid && signed.value ? await store.get(signed.value) : undefined
-      if (!signed?.value || !record) {
-        request.session = new RequestSession(store)
-        return
-      }
-      request.session = new RequestSession(store, { id: signed.value, record })
-      if (signed.renew) {
-        // Signed with an older secret, so sealed with its key too: write the record again (sealed and signed
-        // with the newest) and seal the tokens again, so that the old secret can be dropped (README).
-        request.session.markChanged()
-        if (record.auth) await app.memberSessions.reseal(record.auth)
-      }
+    await app.register(fastifySession, {
+      secret: cfg.secrets,
+      cookieName: cfg.cookieName,
+      saveUninitialized: false,
+      rolling: false,
+      store: new SessionRecordStore<Session>(app.kv, policy),
+      // The cookie may live as long as a session can; the server enforces idle and absolute deadlines.
+      cookie: { ...cookie, maxAge: policy.absoluteMs },
     })
 
-    app.addHook('onSend', async (request, reply, payload) => {
+    // @fastify/session 11.1.3 clears, instead of re-signing, a cookie signed with an older secret when the
+    // request changes nothing (stack.md §4 pitfall 1): mark such sessions modified so the cookie is re-issued.
+    const signer = new Signer(cfg.secrets)
+    app.addHook('onRequest', async (request) => {
+      const raw = request.cookies[cfg.cookieName]
       const session = request.session
-      // A Secure cookie would not come back over plain http: neither store nor set one there.
-      if (!session?.isChanged || (cfg.secure && request.protocol !== 'https')) return payload
-      await store.set(session.sessionId, session.record())
-      // The cookie may live as long as a session can; the server enforces idle and absolute deadlines.
-      reply.setCookie(cfg.cookieName, signer.sign(session.sessionId), {
-        ...cookie,
-        expires: new Date(Date.now() + policy.absoluteMs),
-      })
-      return payload
+      if (
+        raw &&
+        session?.sessionId &&
+        raw !== session.encryptedSessionId &&
+        (session.auth || session.logins)
+      ) {
+        if (signer.unsign(raw).renew) {
+          session.set('resignedAt', Date.now())
+          // The stored values were sealed under the older secret too: seal the tokens again with the newest.
+          if (session.auth) await app.memberSessions.reseal(session.auth)
+        }
+      }
     })
 
     app.decorate('logins', new LoginTransactions(app.kv))
@@ -85,8 +77,25 @@ export default fp(
         onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
       }),
     )
+    // @fastify/session clears the cookie of any request whose cookie names an unknown session (index.js
+    // onSend). That wipes whatever the browser holds under that name — also the new cookie another tab was
+    // just given by a login or an account switch — and logs the member out everywhere. A stale cookie is
+    // harmless (it resolves to nothing), so only the clears we mean (logout, an ended session) go out.
+    const intendedClears = new WeakSet<FastifyReply>()
     app.decorate('clearSessionCookie', (reply: FastifyReply) => {
+      intendedClears.add(reply)
       reply.clearCookie(cfg.cookieName, cookie)
+    })
+    app.addHook('onSend', async (_request, reply, payload) => {
+      const header = reply.getHeader('set-cookie')
+      if (header === undefined || intendedClears.has(reply)) return payload
+      const lines = Array.isArray(header) ? header : [String(header)]
+      const kept = lines.filter((line) => !line.startsWith(`${cfg.cookieName}=;`))
+      if (kept.length !== lines.length) {
+        reply.removeHeader('set-cookie')
+        if (kept.length > 0) reply.header('set-cookie', kept)
+      }
+      return payload
     })
   },
   { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },

@@ -1,30 +1,41 @@
 import { type KeyValueStore, StoreUnavailableError } from './kv.js'
 import { recordTtlMs, type SessionPolicy, type SessionRecord } from './model.js'
 
+type Callback = (err?: unknown) => void
+
 /**
- * Session records over a `KeyValueStore`. Records expire at the session's own deadline; an unreadable
- * record is no session; a store that does not answer is a `StoreUnavailableError`.
+ * The @fastify/session store contract over a `KeyValueStore`. Records expire at the session's own deadline;
+ * an unreadable record is no session; a store that does not answer is a `StoreUnavailableError`.
  */
-export class SessionRecordStore {
+export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
   constructor(
     private readonly kv: KeyValueStore,
     private readonly policy: SessionPolicy,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async get(sessionId: string): Promise<SessionRecord | undefined> {
-    return parse(await unavailableOnError(this.kv.get(key(sessionId))))
-  }
-
-  async set(sessionId: string, record: SessionRecord): Promise<void> {
-    const ttl = recordTtlMs(record, this.policy, this.now())
-    await unavailableOnError(
-      ttl > 0 ? this.kv.set(key(sessionId), JSON.stringify(record), ttl) : this.kv.delete(key(sessionId)),
+  get(sessionId: string, callback: (err: unknown, session?: S | null) => void): void {
+    this.kv.get(key(sessionId)).then(
+      (raw) => callback(null, raw === undefined ? null : (parse(raw) as S | null)),
+      (err) => callback(new StoreUnavailableError(err)),
     )
   }
 
-  async destroy(sessionId: string): Promise<void> {
-    await unavailableOnError(this.kv.delete(key(sessionId)))
+  set(sessionId: string, session: S, callback: Callback): void {
+    const ttl = recordTtlMs(session, this.policy, this.now())
+    const write =
+      ttl > 0 ? this.kv.set(key(sessionId), JSON.stringify(session), ttl) : this.kv.delete(key(sessionId))
+    write.then(
+      () => callback(),
+      (err) => callback(new StoreUnavailableError(err)),
+    )
+  }
+
+  destroy(sessionId: string, callback: Callback): void {
+    this.kv.delete(key(sessionId)).then(
+      () => callback(),
+      (err) => callback(new StoreUnavailableError(err)),
+    )
   }
 }
 
@@ -34,25 +45,11 @@ export function sessionKey(sessionId: string): string {
 }
 const key = sessionKey
 
-async function unavailableOnError<T>(pending: Promise<T>): Promise<T> {
+function parse(raw: string): SessionRecord | null {
   try {
-    return await pending
-  } catch (err) {
-    throw err instanceof StoreUnavailableError ? err : new StoreUnavailableError(err)
-  }
-}
-
-/** Only the record's own fields: records written by @fastify/session also carried its cookie. */
-function parse(raw: string | undefined): SessionRecord | undefined {
-  if (raw === undefined) return undefined
-  try {
-    const value = JSON.parse(raw) as SessionRecord | null
-    if (!value || typeof value !== 'object') return undefined
-    const record: SessionRecord = {}
-    if (Array.isArray(value.logins)) record.logins = value.logins
-    if (value.auth && typeof value.auth === 'object') record.auth = value.auth
-    return record
+    const value: unknown = JSON.parse(raw)
+    return value && typeof value === 'object' ? (value as SessionRecord) : null
   } catch {
-    return undefined
+    return null
   }
 }
