@@ -20,6 +20,8 @@ export interface Totals {
   latencies: number[]
   /** Requests per second of each measured slice, in order. */
   sliceRps: number[]
+  /** Median latency (ms) of each measured slice, in order. */
+  sliceP50: number[]
 }
 
 export interface LoadOptions {
@@ -70,14 +72,14 @@ export function slice(target: Target, seconds: number, connections: number): Pro
         })
       },
     )
-    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
-      latencies.push(responseTime)
+    instance.on('response', (_client: unknown, status: number, _bytes: number, responseTime: number) => {
+      if (status >= 200 && status < 300) latencies.push(responseTime)
     })
   })
 }
 
 function empty(label: string): Totals {
-  return { label, requests: 0, seconds: 0, errors: 0, cpuUs: 0, latencies: [], sliceRps: [] }
+  return { label, requests: 0, seconds: 0, errors: 0, cpuUs: 0, latencies: [], sliceRps: [], sliceP50: [] }
 }
 
 function add(totals: Totals, s: SliceResult): void {
@@ -87,6 +89,7 @@ function add(totals: Totals, s: SliceResult): void {
   totals.cpuUs += s.cpuUs
   for (const l of s.latencies) totals.latencies.push(l)
   totals.sliceRps.push(s.requests / s.seconds)
+  totals.sliceP50.push(percentile(Array.from(Float64Array.from(s.latencies).sort()), 50))
 }
 
 /**
@@ -149,4 +152,15 @@ export function summarize(t: Totals): Summary {
 /** Per-cycle ratios a/b of requests per second (slice i of a against slice i of b). */
 export function sliceRatios(a: Totals, b: Totals): number[] {
   return a.sliceRps.map((rps, i) => rps / (b.sliceRps[i] ?? Number.NaN))
+}
+
+/** Per-cycle ratios a/b of the median latency. */
+export function sliceP50Ratios(a: Totals, b: Totals): number[] {
+  return a.sliceP50.map((p50, i) => p50 / (b.sliceP50[i] ?? Number.NaN))
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
