@@ -1,4 +1,4 @@
-import fastifyCookie, { Signer } from '@fastify/cookie'
+import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyReply, FastifyRequest, Session } from 'fastify'
 import fp from 'fastify-plugin'
@@ -6,6 +6,7 @@ import { type BffError, unauthenticated } from '../src/errors.js'
 import { LoginTransactions } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
 import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
+import { SessionSigner } from '../src/session/signer.js'
 import { SessionRecordStore } from '../src/session/store.js'
 
 declare module 'fastify' {
@@ -40,8 +41,10 @@ export default fp(
     }
 
     await app.register(fastifyCookie)
+    // @fastify/session verifies the cookie and signs the id again on every request: this signer remembers.
+    const signer = new SessionSigner(cfg.secrets)
     await app.register(fastifySession, {
-      secret: cfg.secrets,
+      secret: signer,
       cookieName: cfg.cookieName,
       saveUninitialized: false,
       rolling: false,
@@ -52,7 +55,6 @@ export default fp(
 
     // @fastify/session 11.1.3 clears, instead of re-signing, a cookie signed with an older secret when the
     // request changes nothing (stack.md §4 pitfall 1): mark such sessions modified so the cookie is re-issued.
-    const signer = new Signer(cfg.secrets)
     app.addHook('onRequest', async (request) => {
       const raw = request.cookies[cfg.cookieName]
       const session = request.session
