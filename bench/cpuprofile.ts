@@ -35,6 +35,59 @@ function shortUrl(url: string): string {
   return d >= 0 ? url.slice(d + 1) : url
 }
 
+/** Layers of the BFF, by the code a frame belongs to; the first that matches wins. */
+const LAYERS: Array<[string, RegExp]> = [
+  ['security headers (@fastify/helmet)', /helmet/],
+  ['CORS (@fastify/cors)', /@fastify\/cors|dist\/plugins\/cors/],
+  ['CSRF check', /dist\/plugins\/csrf/],
+  [
+    'session (@fastify/session, cookie, sealed store)',
+    /@fastify\/session|@fastify\/cookie|safe-stable-stringify|\/cookie\/|dist\/plugins\/session|dist\/src\/session\//,
+  ],
+  ['metrics (prom-client)', /prom-client|dist\/plugins\/metrics|dist\/src\/metrics/],
+  ['request logging (pino child loggers)', /pino|@pinojs|sonic-boom/],
+  ['load shedding, rate limits', /under-pressure|rate-limit/],
+  ['upstream client (undici)', /undici/],
+  ['route handlers and domain code', /dist\/(routes|src)\//],
+  ['schemas, serialization (ajv, fast-json-stringify)', /ajv|fast-json-stringify|fast-uri/],
+  ['Fastify core (routing, hooks, reply)', /fastify\/|find-my-way|avvio|light-my-request|toad-cache/],
+]
+const SOCKET_WRITES = new Set([
+  'writev',
+  'writeString',
+  'writeBuffer',
+  'writeLatin1String',
+  'writeUtf8String',
+])
+
+/**
+ * Busy time by layer: each sample goes to the innermost frame that belongs to a layer (what Node does on a
+ * package's behalf counts for that package), except socket writes (the kernel's loopback send), garbage
+ * collection and Node's own HTTP parsing and streams.
+ */
+function layerRows(profile: Profile, byId: Map<number, ProfileNode>, parent: Map<number, number>): string[] {
+  const time = new Map<string, number>()
+  let busy = 0
+  profile.samples.forEach((id, i) => {
+    const dt = profile.timeDeltas[i] ?? 0
+    const leaf = byId.get(id)!.callFrame
+    if (leaf.functionName === '(idle)') return
+    busy += dt
+    let layer: string | undefined
+    if (leaf.functionName === '(garbage collector)') layer = 'garbage collection'
+    else if (!leaf.url && SOCKET_WRITES.has(leaf.functionName)) layer = 'socket writes (kernel, loopback)'
+    for (let at: number | undefined = id; !layer && at !== undefined; at = parent.get(at)) {
+      const { url } = byId.get(at)!.callFrame
+      if (url && !url.startsWith('node:')) layer = LAYERS.find(([, re]) => re.test(url))?.[0]
+    }
+    layer ??= 'Node (HTTP parser, streams, timers, other)'
+    time.set(layer, (time.get(layer) ?? 0) + dt)
+  })
+  return [...time]
+    .sort((a, b) => b[1] - a[1])
+    .map(([layer, us]) => `| ${((100 * us) / busy).toFixed(1)} % | ${layer} |`)
+}
+
 export function summarizeProfile(file: string, top = 30): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
@@ -77,6 +130,10 @@ export function summarizeProfile(file: string, top = 30): string {
       .map(([k, us]) => `| ${((100 * us) / total).toFixed(1)} % | ${(us / 1000).toFixed(0)} | \`${k}\` |`)
   return [
     `${(total / 1e6).toFixed(1)} s sampled`,
+    '',
+    '| share of busy time | layer |',
+    '|---|---|',
+    ...layerRows(profile, byId, parent),
     '',
     '| self | ms | function |',
     '|---|---|---|',
