@@ -53,7 +53,12 @@ export default fp(
         const detail = err.validation ? `${message} ${err.message}` : message
         return reply.code(err.validation ? 400 : status).send({ error: code, message: detail })
       }
-      request.log.error({ err }, 'unexpected error')
+      // Name, message and stack only: pino's error serializer would also log enumerable properties and the
+      // `cause` chain, where a library may have put request data (oauth4webapi puts the callback parameters).
+      request.log.error(
+        { err: { type: err.name, message: err.message, stack: err.stack } },
+        'unexpected error',
+      )
       return reply.code(500).send({ error: 'internal_error', message: 'Something went wrong on our side.' })
     })
 
