@@ -85,27 +85,34 @@ t.test(
   },
 )
 
-t.test('load shedding: a saturated event loop gets 503 + Retry-After; liveness stays 200', async (t) => {
-  const stack = await startStack(t, { loadShedding: LOAD_SHEDDING })
-  // Keep the event loop of the process the BFF runs in busy, yielding only briefly, as CPU-bound work would.
+/** Keeps the event loop of the process the BFF runs in busy in `sliceMs` blocks, yielding between them. */
+function burnCpu(sliceMs: number): () => Promise<void> {
   let busy = true
-  const saturate = async () => {
+  const load = (async () => {
     while (busy) {
-      const until = Date.now() + 60
+      const until = Date.now() + sliceMs
       while (Date.now() < until) {
-        // burn CPU
+        // CPU-bound work, as a stuck handler would do
       }
       await new Promise((resolve) => setImmediate(resolve))
     }
+  })()
+  return async () => {
+    busy = false
+    await load
   }
-  const load = saturate()
-  await new Promise((resolve) => setTimeout(resolve, 1500))
+}
+
+t.test('load shedding: a lagging event loop gets 503 + Retry-After; liveness stays 200', async (t) => {
+  const stack = await startStack(t, { loadShedding: LOAD_SHEDDING })
+  // Blocks longer than the threshold: everything that arrives waits over a second.
+  const stop = burnCpu(LOAD_SHEDDING.maxEventLoopDelay + 200)
+  await sleep(1500)
   const [shed, alive] = await Promise.all([
     fetch(`${stack.bff}/auth/profiles`, { headers: { 'x-csrf': '1' } }),
     fetch(`${stack.bff}/healthz`),
   ])
-  busy = false
-  await load
+  await stop()
   t.equal(shed.status, 503)
   t.ok(shed.headers.get('retry-after'))
   t.equal(((await shed.json()) as { error: string }).error, 'overloaded')
@@ -116,6 +123,19 @@ t.test('load shedding: a saturated event loop gets 503 + Retry-After; liveness s
     200,
     'served again',
   )
+})
+
+t.test('load shedding: a fully busy event loop that keeps up is not shed', async (t) => {
+  const stack = await startStack(t, { loadShedding: LOAD_SHEDDING })
+  // 100 % utilisation in 20 ms blocks: a saturated but responsive process, as under a closed-loop load.
+  const stop = burnCpu(20)
+  await sleep(1500)
+  const statuses: number[] = []
+  for (let i = 0; i < 5; i++) {
+    statuses.push((await fetch(`${stack.bff}/auth/profiles`, { headers: { 'x-csrf': '1' } })).status)
+  }
+  await stop()
+  t.same(statuses, [200, 200, 200, 200, 200])
 })
 
 t.test('audit events carry the request id and member id, never a token', async (t) => {
