@@ -7,7 +7,7 @@ import { LoginTransactions } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
 import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
 import { SessionSigner } from '../src/session/signer.js'
-import { SessionRecordStore } from '../src/session/store.js'
+import { SessionRecordStore, sessionKey } from '../src/session/store.js'
 
 declare module 'fastify' {
   interface Session extends SessionRecord {
@@ -131,6 +131,24 @@ export async function signedInMember(
   const touched = sessions.touched(auth) ?? auth
   if (touched !== request.session.auth) request.session.auth = touched
   return touched
+}
+
+/** Makes `accountId` the active account of this request's member; the session gets a new id (contract §2). */
+export function switchActiveAccount(
+  request: FastifyRequest,
+  auth: SignedIn,
+  accountId: string,
+): Promise<SignedIn> {
+  const { server } = request
+  const sessionId = request.session.sessionId
+  return server.memberSessions.switchSession(auth, accountId, {
+    isCurrent: async () => (await server.kv.get(sessionKey(sessionId))) !== undefined,
+    replace: async (switched) => {
+      await request.session.regenerate()
+      // regenerate() put a new session object on the request
+      request.session.auth = switched
+    },
+  })
 }
 
 /** Deletes the session, its tokens and its pending logins server-side, and expires the cookie. */

@@ -1,9 +1,6 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
-import { signedInMember } from '../plugins/session.js'
+import { signedInMember, switchActiveAccount } from '../plugins/session.js'
 import { MAX_PAGE_LIMIT } from '../src/epcc/client.js'
-import { unauthenticated } from '../src/errors.js'
-import { withLock } from '../src/session/lock.js'
-import { sessionKey } from '../src/session/store.js'
 import { Account, apiSecurity, errors, SessionBody } from './schemas.js'
 
 const AccountsQuery = Type.Object({
@@ -95,16 +92,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
-      // One switch at a time per session, across replicas: a second switch sent with the same cookie finds
-      // that id gone and is refused, so the browser ends with one consistent session.
-      const switched = await withLock(app.kv, `lock:switch:${auth.vaultId}`, 10_000, async () => {
-        if ((await app.kv.get(sessionKey(request.session.sessionId))) === undefined) throw unauthenticated()
-        const switched = await app.memberSessions.switchAccount(auth, request.body.accountId)
-        // A new session id at every account switch (contract §2); the old one resolves to nothing.
-        await request.session.regenerate()
-        request.session.auth = switched
-        return switched
-      })
+      const switched = await switchActiveAccount(request, auth, request.body.accountId)
       request.log.info(
         { memberId: switched.member.id, accountId: switched.activeAccount.id },
         'account switched',

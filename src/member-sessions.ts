@@ -1,6 +1,6 @@
 import { type AccountToken, type EpccClient, MAX_PAGE_LIMIT } from './epcc/client.js'
 import { EpccError } from './epcc/errors.js'
-import { BffError, LoginError, unknownAccount } from './errors.js'
+import { BffError, LoginError, unauthenticated, unknownAccount } from './errors.js'
 import type { KeyValueStore } from './session/kv.js'
 import { withLock } from './session/lock.js'
 import {
@@ -34,8 +34,16 @@ export class SessionExpiredError extends BffError {
 
 export type RenewalOutcome = 'renewed' | 'refused' | 'unavailable'
 
-/** A renewal lock is held at most this long; a crashed holder blocks no one for longer. */
-const RENEWAL_LEASE_MS = 10_000
+/** A renewal or switch lock is held at most this long; a crashed holder blocks no one for longer. */
+const LOCK_LEASE_MS = 10_000
+
+/** The browser's session as an account switch sees it (the framework's session behind it). */
+export interface SwitchingSession {
+  /** Whether the session `auth` was read from still exists (a switch that went first replaced it). */
+  isCurrent(): Promise<boolean>
+  /** Stores the switched state under a new session id (contract §2): the old id resolves to nothing. */
+  replace(switched: SignedIn): Promise<void>
+}
 
 /**
  * What a signed-in member can do with their session: sign in from an authorization code, read it, keep its
@@ -198,6 +206,20 @@ export class MemberSessions {
   }
 
   /**
+   * `switchAccount` for the browser's session, one switch at a time per signed-in member across replicas: a
+   * second switch sent with the same cookie finds that session replaced and is refused as signed out, so the
+   * browser ends with one consistent session.
+   */
+  switchSession(auth: SignedIn, accountId: string, session: SwitchingSession): Promise<SignedIn> {
+    return withLock(this.kv, `lock:switch:${auth.vaultId}`, LOCK_LEASE_MS, async () => {
+      if (!(await session.isCurrent())) throw unauthenticated()
+      const switched = await this.switchAccount(auth, accountId)
+      await session.replace(switched)
+      return switched
+    })
+  }
+
+  /**
    * Writes the session's tokens again, sealed with the newest key: called when the session shows it was last
    * written under an older `SESSION_SECRET`, so that the old secret can be dropped without losing it.
    */
@@ -220,7 +242,7 @@ export class MemberSessions {
     return withLock(
       this.kv,
       `lock:renew:${auth.vaultId}`,
-      RENEWAL_LEASE_MS,
+      LOCK_LEASE_MS,
       // Re-read after acquiring: the renewal may have happened while we waited.
       async () => (await stillDue()) ?? this.renew(await this.vaultState(auth)),
       stillDue,
