@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { RedisKeyValueStore } from '../src/session/redis.js'
-import { api, cookieHost, signedIn } from './support/flows.js'
+import { api, cookieHost, signedIn, switchAccount } from './support/flows.js'
 import { startStack } from './support/stack.js'
 
 const REDIS_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379'
@@ -84,11 +84,7 @@ t.test('a member with 10,000 accounts', async (t) => {
     await api(stack, browser, '/session/accounts?page[offset]=9950&page[limit]=50')
     stack.sim.clearLog()
     const target = member.accounts[9_990]
-    const response = await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: target?.id }),
-    })
+    const response = await switchAccount(stack, browser, target?.id)
     t.equal(response.status, 200)
     t.equal(((await response.json()) as { activeAccount: { id: string } }).activeAccount.id, target?.id)
     t.equal(stack.sim.calls(...TOKENS).length, 1)
@@ -97,11 +93,7 @@ t.test('a member with 10,000 accounts', async (t) => {
   t.test('switching to any account works without listing it first', async (t) => {
     const { browser, member } = await signedIn(stack, 10_000)
     const target = member.accounts[7_777]
-    const response = await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: target?.id }),
-    })
+    const response = await switchAccount(stack, browser, target?.id)
     t.equal(response.status, 200)
     const session = await api(stack, browser, '/session')
     t.equal(((await session.json()) as { activeAccount: { id: string } }).activeAccount.id, target?.id)

@@ -5,7 +5,7 @@ import t from 'tap'
 import { startEpccSimulator } from '../dev/epcc-sim/index.js'
 import { LOAD_SHEDDING } from '../plugins/under-pressure.js'
 import { Browser } from './support/browser.js'
-import { api, login, signedIn } from './support/flows.js'
+import { api, login, signedIn, switchAccount } from './support/flows.js'
 import { freePort } from './support/net.js'
 import { FRONTEND, SESSION_SECRET, startStack } from './support/stack.js'
 
@@ -35,11 +35,7 @@ t.test(
     const stack = await startStack(t)
     const { browser, member } = await signedIn(stack, 2)
     await api(stack, browser, '/session')
-    await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: member.accounts[1]?.id }),
-    })
+    await switchAccount(stack, browser, member.accounts[1]?.id)
     await fetch(`${stack.bff}/oauth2/callback?state=${'x'.repeat(43)}`, { redirect: 'manual' })
     const response = await fetch(`${stack.bff}/metrics`)
     t.equal(response.status, 200)
@@ -141,11 +137,7 @@ t.test('load shedding: a fully busy event loop that keeps up is not shed', async
 t.test('audit events carry the request id and member id, never a token', async (t) => {
   const stack = await startStack(t)
   const { browser, member } = await signedIn(stack, 2)
-  await api(stack, browser, '/session/active-account', {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ accountId: member.accounts[1]?.id }),
-  })
+  await switchAccount(stack, browser, member.accounts[1]?.id)
   await api(stack, browser, '/auth/logout', { method: 'POST' })
   stack.sim.fault({
     method: 'POST',

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { SimRequest } from '../dev/epcc-sim/index.js'
 import { PROXY_BODY_LIMIT } from '../routes/proxy.js'
 import { Browser } from './support/browser.js'
-import { api, cookieHost, signedIn } from './support/flows.js'
+import { api, cookieHost, signedIn, switchAccount } from './support/flows.js'
 import { API, type Stack, secretsSeen, startStack } from './support/stack.js'
 
 const NO_ACCOUNT = '00000000-0000-4000-8000-000000000000'
@@ -120,11 +120,7 @@ t.test('the proxy', async (t) => {
   t.test("switch account, then proxy: the new account's token is used", async (t) => {
     const { browser, member } = await signedIn(stack, 3)
     const target = member.accounts[2]
-    const switched = await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: target?.id }),
-    })
+    const switched = await switchAccount(stack, browser, target?.id)
     t.equal(switched.status, 200)
     stack.sim.clearLog()
     const response = await api(stack, browser, `/api/epcc/v2/accounts/${target?.id}`)

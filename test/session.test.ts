@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { Browser } from './support/browser.js'
-import { api, cookieHost, signedIn } from './support/flows.js'
+import { api, cookieHost, signedIn, switchAccount } from './support/flows.js'
 import { FRONTEND, startStack } from './support/stack.js'
 
 const ref = (account: { id: string; name: string } | undefined) => ({ id: account?.id, name: account?.name })
@@ -25,11 +25,7 @@ t.test('session routes', async (t) => {
       t.equal(response.headers.get('cache-control'), 'no-store')
       t.same(response.headers.getSetCookie(), [])
     }
-    const put = await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: '00000000-0000-4000-8000-000000000000' }),
-    })
+    const put = await switchAccount(stack, browser, '00000000-0000-4000-8000-000000000000')
     t.equal(put.status, 401)
   })
 
@@ -73,11 +69,7 @@ t.test('session routes', async (t) => {
     const page = await api(stack, browser, '/session/accounts?page[offset]=200&page[limit]=50')
     t.same(((await page.json()) as { data: unknown[] }).data, member.accounts.slice(200, 250).map(ref))
     const far = member.accounts[230]
-    const switched = await api(stack, browser, '/session/active-account', {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ accountId: far?.id }),
-    })
+    const switched = await switchAccount(stack, browser, far?.id)
     t.equal(switched.status, 200)
     t.same(((await switched.json()) as SessionBody).activeAccount, ref(far))
   })
@@ -88,11 +80,7 @@ t.test('session routes', async (t) => {
       const { browser, member } = await signedIn(stack, 3)
       const oldCookie = browser.cookie(cookieHost(stack), 'epcc-bff') ?? ''
       const target = member.accounts[2]
-      const response = await api(stack, browser, '/session/active-account', {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ accountId: target?.id }),
-      })
+      const response = await switchAccount(stack, browser, target?.id)
       t.equal(response.status, 200)
       const body = (await response.json()) as SessionBody
       t.same(body.activeAccount, ref(target))
@@ -116,11 +104,7 @@ t.test('session routes', async (t) => {
     const cookie = browser.cookie(cookieHost(stack), 'epcc-bff')
     const before = await (await api(stack, browser, '/session')).json()
     for (const accountId of [foreign.id, '00000000-0000-4000-8000-000000000000']) {
-      const response = await api(stack, browser, '/session/active-account', {
-        method: 'PUT',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ accountId }),
-      })
+      const response = await switchAccount(stack, browser, accountId)
       t.equal(response.status, 404)
       t.equal(((await response.json()) as { error: string }).error, 'unknown_account')
     }
@@ -247,11 +231,7 @@ t.test("a tab's stale cookie does not wipe the new cookie another tab was just g
   const { browser, member } = await signedIn(stack, 2)
   const before = browser.cookie(cookieHost(stack), 'epcc-bff') ?? ''
   // Tab A switches account: the browser's cookie now names a new session.
-  const switched = await api(stack, browser, '/session/active-account', {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ accountId: member.accounts[1]?.id }),
-  })
+  const switched = await switchAccount(stack, browser, member.accounts[1]?.id)
   t.equal(switched.status, 200)
   // Tab B's request was sent with the old cookie before the switch landed.
   const stale = await fetch(`${stack.bff}/session`, {

@@ -52,6 +52,19 @@ export function api(stack: Stack, browser: Browser, path: string, init: RequestI
   return browser.fetch(`${stack.bff}${path}`, { ...init, headers: { ...API, ...(init.headers as object) } })
 }
 
+/** `PUT /session/active-account` with a JSON body, as the storefront sends it. */
+export function switchAccount(
+  stack: Stack,
+  browser: Browser,
+  accountId: string | undefined,
+): Promise<Response> {
+  return api(stack, browser, '/session/active-account', {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ accountId }),
+  })
+}
+
 export function cookieHost(stack: Stack): string {
   return new URL(stack.bff).host
 }
