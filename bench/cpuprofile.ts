@@ -37,7 +37,7 @@ function shortUrl(url: string): string {
 
 /** Layers of the BFF, by the code a frame belongs to; the first that matches wins. */
 const LAYERS: Array<[string, RegExp]> = [
-  ['security headers (@fastify/helmet)', /helmet/],
+  ['security headers (helmet)', /helmet/],
   ['CORS (@fastify/cors)', /@fastify\/cors|dist\/plugins\/cors/],
   ['CSRF check', /dist\/plugins\/csrf/],
   [

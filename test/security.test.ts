@@ -47,6 +47,7 @@ t.test('A-43: security headers on every kind of response', async (t) => {
     t.equal(response.headers.get('x-content-type-options'), 'nosniff', where)
     t.match(response.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, where)
     t.equal(response.headers.get('referrer-policy'), 'no-referrer', where)
+    t.equal(response.headers.get('x-frame-options'), 'DENY', where)
     t.equal(response.headers.get('x-powered-by'), null, where)
     t.equal(response.headers.get('cache-control'), 'no-store', where)
     t.equal(response.headers.get('strict-transport-security'), null, `${where}: no HSTS over http`)
