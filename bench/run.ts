@@ -135,16 +135,20 @@ async function main(): Promise<void> {
     SHUTDOWN_DRAIN_S: '1',
     ...extra,
   })
-  // As the image runs it (Dockerfile CMD: --enable-source-maps), but without load shedding: see
-  // servers/bff-unshed.ts. `build` is the dist/ directory whose src/app.js is started.
+  // As the image runs it (Dockerfile CMD: --enable-source-maps), load shedding included; an earlier build
+  // (--before) runs without it (servers/bff.ts). `build` is the dist/ directory whose src/app.js is started.
   const startBff = (
     port: number,
     extra: Record<string, string> = {},
     nodeArgs: string[] = [],
     build = bffBuild,
   ) =>
-    startNode(join(DIST, 'bench/servers/bff-unshed.js'), {
-      env: { ...bffEnv(port, extra), BENCH_BFF_BUILD: build },
+    startNode(join(DIST, 'bench/servers/bff.js'), {
+      env: {
+        ...bffEnv(port, extra),
+        BENCH_BFF_BUILD: build,
+        ...(build === bffBuild ? {} : { BENCH_LOAD_SHEDDING: 'off' }),
+      },
       nodeArgs: ['--enable-source-maps', ...nodeArgs],
     })
 

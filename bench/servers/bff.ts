@@ -1,8 +1,8 @@
 /**
- * The BFF as src/server.ts builds it (from the dist/ directory in BENCH_BFF_BUILD), without load shedding.
- * A closed-loop load generator keeps any server's event loop saturated (that is what it measures), so the
- * shedder trips; and once tripped, answering 50 connections with fast 503s keeps the loop above its
- * threshold, so the BFF never serves again within the run.
+ * The BFF as src/server.ts builds it, from the dist/ directory in BENCH_BFF_BUILD: load shedding included.
+ * `BENCH_LOAD_SHEDDING=off` turns shedding off, for builds before cb4c4f2, which shed on event-loop
+ * utilisation: a closed-loop load generator keeps any server fully busy, so those tripped and, answering 50
+ * connections with fast 503s, stayed tripped for the rest of the run.
  */
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -16,6 +16,6 @@ const { buildApp } = (await import(from('src/app.js'))) as AppModule
 const { loadConfig } = (await import(from('src/config.js'))) as ConfigModule
 
 const config = loadConfig(process.env, '/nonexistent')
-const app = await buildApp(config, { loadShedding: false })
+const app = await buildApp(config, process.env.BENCH_LOAD_SHEDDING === 'off' ? { loadShedding: false } : {})
 await app.listen({ host: config.host, port: config.port })
 process.on('SIGTERM', () => void app.close().then(() => process.exit(0)))
