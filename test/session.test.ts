@@ -217,7 +217,8 @@ t.test('idle and absolute timeouts are enforced server-side', async (t) => {
   t.test('an active session still ends at the absolute timeout', async (t) => {
     const { browser } = await signedIn(stack, 1)
     const started = Date.now()
-    while (Date.now() - started < 2500) {
+    // Active until a second before the deadline: a request slowed by a busy machine still lands in time.
+    while (Date.now() - started < 2000) {
       t.equal((await api(stack, browser, '/session')).status, 200, 'alive while active')
       await sleep(400)
     }
