@@ -13,11 +13,13 @@ const csrf = () =>
 export default fp(
   async (app) => {
     const allowed = new Set([...app.config.allowedOrigins, app.config.publicUrl.origin])
-    app.addHook('onRequest', async (request) => {
-      if (request.headers['x-csrf'] !== '1') throw csrf()
+    app.addHook('onRequest', (request, _reply, done) => {
       const origin = request.headers.origin
-      if (origin !== undefined && !allowed.has(origin)) throw csrf()
-      if (request.headers['sec-fetch-site'] === 'cross-site' && origin === undefined) throw csrf()
+      const refused =
+        request.headers['x-csrf'] !== '1' ||
+        (origin !== undefined && !allowed.has(origin)) ||
+        (request.headers['sec-fetch-site'] === 'cross-site' && origin === undefined)
+      done(refused ? csrf() : undefined)
     })
   },
   { name: 'csrf', dependencies: ['config'] },

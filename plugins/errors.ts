@@ -17,11 +17,11 @@ const CLIENT_ERRORS: Record<number, [string, string]> = {
  */
 export default fp(
   async (app) => {
-    app.addHook('onSend', async (request, reply, payload) => {
+    app.addHook('onSend', (request, reply, payload, done) => {
       if (!request.routeOptions.config?.proxied && !reply.hasHeader('cache-control')) {
         reply.header('cache-control', 'no-store')
       }
-      return payload
+      done(null, payload)
     })
 
     app.setErrorHandler((err: FastifyError, request, reply) => {

@@ -16,9 +16,9 @@ export default fp(
   async (app) => {
     const lifecycle = { draining: false }
     app.decorate('lifecycle', lifecycle)
-    app.addHook('onSend', async (_request, reply, payload) => {
+    app.addHook('onSend', (_request, reply, payload, done) => {
       if (lifecycle.draining) reply.header('connection', 'close')
-      return payload
+      done(null, payload)
     })
   },
   { name: 'lifecycle' },

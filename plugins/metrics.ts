@@ -16,7 +16,7 @@ export default fp(
   async (app) => {
     const metrics = new Metrics()
     app.decorate('metrics', metrics)
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.requestDuration.observe(
         {
           route: request.routeOptions.url ?? 'unmatched',
@@ -25,6 +25,7 @@ export default fp(
         },
         reply.elapsedTime / 1000,
       )
+      done()
     })
   },
   { name: 'metrics' },

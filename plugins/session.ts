@@ -55,21 +55,25 @@ export default fp(
 
     // @fastify/session 11.1.3 clears, instead of re-signing, a cookie signed with an older secret when the
     // request changes nothing (stack.md §4 pitfall 1): mark such sessions modified so the cookie is re-issued.
-    app.addHook('onRequest', async (request) => {
+    // (Hooks on every request are callback-style: no promise per request for what is nearly always a no-op.)
+    app.addHook('onRequest', (request, _reply, done) => {
       const raw = request.cookies[cfg.cookieName]
       const session = request.session
       if (
         raw &&
         session?.sessionId &&
         raw !== session.encryptedSessionId &&
-        (session.auth || session.logins)
+        (session.auth || session.logins) &&
+        signer.unsign(raw).renew
       ) {
-        if (signer.unsign(raw).renew) {
-          session.set('resignedAt', Date.now())
-          // The stored values were sealed under the older secret too: seal the tokens again with the newest.
-          if (session.auth) await app.memberSessions.reseal(session.auth)
+        session.set('resignedAt', Date.now())
+        // The stored values were sealed under the older secret too: seal the tokens again with the newest.
+        if (session.auth) {
+          app.memberSessions.reseal(session.auth).then(() => done(), done)
+          return
         }
       }
+      done()
     })
 
     app.decorate('logins', new LoginTransactions(app.kv))
@@ -88,16 +92,17 @@ export default fp(
       intendedClears.add(reply)
       reply.clearCookie(cfg.cookieName, cookie)
     })
-    app.addHook('onSend', async (_request, reply, payload) => {
+    app.addHook('onSend', (_request, reply, payload, done) => {
       const header = reply.getHeader('set-cookie')
-      if (header === undefined || intendedClears.has(reply)) return payload
-      const lines = Array.isArray(header) ? header : [String(header)]
-      const kept = lines.filter((line) => !line.startsWith(`${cfg.cookieName}=;`))
-      if (kept.length !== lines.length) {
-        reply.removeHeader('set-cookie')
-        if (kept.length > 0) reply.header('set-cookie', kept)
+      if (header !== undefined && !intendedClears.has(reply)) {
+        const lines = Array.isArray(header) ? header : [String(header)]
+        const kept = lines.filter((line) => !line.startsWith(`${cfg.cookieName}=;`))
+        if (kept.length !== lines.length) {
+          reply.removeHeader('set-cookie')
+          if (kept.length > 0) reply.header('set-cookie', kept)
+        }
       }
-      return payload
+      done(null, payload)
     })
   },
   { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },
