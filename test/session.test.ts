@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { MemoryKeyValueStore } from '../src/session/kv.js'
 import { Browser } from './support/browser.js'
 import { api, cookieHost, signedIn, switchAccount } from './support/flows.js'
 import { FRONTEND, startStack } from './support/stack.js'
@@ -241,4 +242,39 @@ t.test("a tab's stale cookie does not wipe the new cookie another tab was just g
   t.equal(stale.status, 401)
   t.same(stale.headers.getSetCookie(), [], 'no Set-Cookie that would delete the new cookie')
   t.equal((await api(stack, browser, '/session')).status, 200, 'the browser is still signed in')
+})
+
+t.test('a read that changes nothing writes no session record and sends no cookie', async (t) => {
+  /** The memory store, counting the writes of session records. */
+  class CountingStore extends MemoryKeyValueStore {
+    recordWrites = 0
+    override async set(key: string, value: string, ttlMs: number): Promise<void> {
+      if (key.startsWith('sess:')) this.recordWrites++
+      return super.set(key, value, ttlMs)
+    }
+  }
+  const kv = new CountingStore()
+  t.teardown(() => kv.close())
+  // Idle timeout 10 s: `lastSeenAt` is written back at most once a second.
+  const stack = await startStack(t, { kv, env: { SESSION_IDLE_TIMEOUT_S: '10' } })
+  const { browser } = await signedIn(stack, 2)
+  const cookie = browser.cookie(cookieHost(stack), 'epcc-bff')
+  const writesAtLogin = kv.recordWrites
+
+  const reads = await Promise.all(Array.from({ length: 20 }, () => api(stack, browser, '/session')))
+  t.same([...new Set(reads.map((r) => r.status))], [200])
+  t.same(
+    reads.filter((r) => r.headers.has('set-cookie')).length,
+    0,
+    'no Set-Cookie on a read that changed nothing',
+  )
+  t.equal(kv.recordWrites, writesAtLogin, 'no session record written')
+
+  await sleep(1100)
+  const touched = await api(stack, browser, '/session')
+  t.equal(touched.status, 200)
+  t.equal(kv.recordWrites, writesAtLogin + 1, 'the idle clock is written back once the touch interval passed')
+  await api(stack, browser, '/session')
+  t.equal(kv.recordWrites, writesAtLogin + 1, 'and then not again on the next read')
+  t.equal(browser.cookie(cookieHost(stack), 'epcc-bff'), cookie, 'the cookie is unchanged throughout')
 })

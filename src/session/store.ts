@@ -1,5 +1,5 @@
 import { type KeyValueStore, StoreUnavailableError } from './kv.js'
-import { recordTtlMs, type SessionPolicy, type SessionRecord } from './model.js'
+import { recordTtlMs, type SessionPolicy, type SessionRecord, type SignedIn } from './model.js'
 
 type Callback = (err?: unknown) => void
 
@@ -8,6 +8,12 @@ type Callback = (err?: unknown) => void
  * an unreadable record is no session; a store that does not answer is a `StoreUnavailableError`. Only the
  * record's own fields are stored, not @fastify/session's copy of the cookie options: the cookie is rebuilt
  * from the plugin's options on every request anyway (same lifetime), and every request reads the record.
+ *
+ * The signed-in state is stored as its own JSON string inside the record, and the state read back keeps that
+ * string as its `toJSON`: @fastify/session hashes the whole session twice per request to tell whether it
+ * changed, and serialising the state is then one string instead of a walk over each of its fields. The state
+ * is frozen, so the string cannot go stale; a changed state is a new object (a spread), which has no `toJSON`
+ * of its own and is serialised in full.
  */
 export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
   constructor(
@@ -49,19 +55,43 @@ export function sessionKey(sessionId: string): string {
 }
 const key = sessionKey
 
-function recordOf(session: SessionRecord): SessionRecord {
-  const record: SessionRecord = {}
+/** The record as stored: the signed-in state as a JSON string of its own. */
+interface StoredRecord {
+  logins?: string[]
+  auth?: string | SignedIn
+}
+
+/** The JSON each state read from the store was parsed from. */
+const storedJson = new WeakMap<SignedIn, string>()
+
+function recordOf(session: SessionRecord): StoredRecord {
+  const record: StoredRecord = {}
   if (session.logins !== undefined) record.logins = session.logins
-  if (session.auth !== undefined) record.auth = session.auth
+  if (session.auth !== undefined) record.auth = storedJson.get(session.auth) ?? JSON.stringify(session.auth)
   return record
 }
 
 function parse(raw: string): SessionRecord | null {
   try {
-    const value: unknown = JSON.parse(raw)
-    // Records written before carried the cookie options too: those are left out here as well.
-    return value && typeof value === 'object' ? recordOf(value as SessionRecord) : null
+    const value = JSON.parse(raw) as StoredRecord | null
+    if (!value || typeof value !== 'object') return null
+    // Records written before carried the cookie options, and the state as an object: both still read.
+    const record: SessionRecord = {}
+    if (value.logins !== undefined) record.logins = value.logins
+    if (typeof value.auth === 'string')
+      record.auth = withOwnJson(JSON.parse(value.auth) as SignedIn, value.auth)
+    else if (value.auth && typeof value.auth === 'object') record.auth = value.auth
+    return record
   } catch {
     return null
   }
+}
+
+/** `auth` frozen, with `json` (the string it was parsed from) as what it serialises to. */
+function withOwnJson(auth: SignedIn, json: string): SignedIn {
+  storedJson.set(auth, json)
+  Object.defineProperty(auth, 'toJSON', { value: () => json })
+  Object.freeze(auth.member)
+  Object.freeze(auth.activeAccount)
+  return Object.freeze(auth)
 }
