@@ -378,7 +378,7 @@ async function main(): Promise<void> {
     const header = [
       `Run ${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
       `${load.connections} connections, ${load.cycles} cycles of ${load.sliceS} s slices per pair (order reversed every cycle), ${load.warmupS} s warm-up each${quick ? ' (--quick)' : ''}`,
-      'Servers: compiled JS, NODE_ENV=production, LOG_LEVEL=warn (no request logging), each in its own process; the BFF without load shedding.',
+      'Servers: compiled JS, NODE_ENV=production, LOG_LEVEL=warn (no request logging), each in its own process; the BFF as src/server.ts builds it, load shedding included.',
       'Proxy upstream: a fixed `GET /v2/carts` page served by the bench (the simulator behind it for everything else).',
     ]
     process.stdout.write(`${header.join('  \n')}\n\n${tables.join('\n\n')}\n`)
