@@ -16,6 +16,7 @@ import { cpus } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
+import { freePort } from '../dev/net.js'
 import { Browser, idpLogin } from '../test/support/browser.js'
 import { summarizeProfile } from './cpuprofile.js'
 import { EXPRESS_USER, type InfraReady, SESSION_SECRET } from './lib/fixtures.js'
@@ -30,7 +31,7 @@ import {
   type Target,
 } from './lib/load.js'
 import { directLogin } from './lib/login.js'
-import { cpuMicros, freePort, Rpc, startNode, stop, stopAll, waitFor } from './lib/proc.js'
+import { cpuMicros, Rpc, startNode, stop, stopAll, waitFor } from './lib/proc.js'
 import { fmt, loadTable, markdownTable, type Row } from './lib/table.js'
 
 const DIST = join(import.meta.dirname, '..')

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { type Demo, startDemo } from '../dev/demo-stack.js'
-import { freePort } from './support/net.js'
+import { freePort } from '../dev/net.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 // This network is closed: without these flags Chromium's background connections fail noisily.

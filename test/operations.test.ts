@@ -3,10 +3,10 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startEpccSimulator } from '../dev/epcc-sim/index.js'
+import { freePort } from '../dev/net.js'
 import { LOAD_SHEDDING } from '../plugins/under-pressure.js'
 import { Browser } from './support/browser.js'
 import { api, login, signedIn, switchAccount } from './support/flows.js'
-import { freePort } from './support/net.js'
 import { FRONTEND, SESSION_SECRET, startStack } from './support/stack.js'
 
 t.test('readiness follows EPCC both ways; liveness depends on nothing', async (t) => {

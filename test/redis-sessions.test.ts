@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { freePort } from '../dev/net.js'
 import { Browser } from './support/browser.js'
 import { api, cookieHost, login, signedIn, startLogin } from './support/flows.js'
-import { freePort } from './support/net.js'
 import { FRONTEND, SESSION_SECRET, secretsSeen, startStack } from './support/stack.js'
 
 // Never skipped: CI starts Redis, and a missing server fails the run.

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { freePort } from '../dev/net.js'
 import { StoreUnavailableError } from '../src/session/kv.js'
 import { RedisKeyValueStore } from '../src/session/redis.js'
-import { freePort } from './support/net.js'
 import { storeContract } from './support/store-contract.js'
 
 // Redis tests never skip: CI starts Redis (.ci/run), and a missing server must fail the run.

@@ -6,10 +6,10 @@ import {
   type EpccSimulatorOptions,
   startEpccSimulator,
 } from '../../dev/epcc-sim/index.js'
+import { freePort } from '../../dev/net.js'
 import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import type { KeyValueStore } from '../../src/session/kv.js'
-import { freePort } from './net.js'
 
 export const SESSION_SECRET = 'test-session-secret-0123456789abcdef'
 export const FRONTEND = 'http://shop.test:8080'
