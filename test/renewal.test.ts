@@ -41,8 +41,8 @@ async function expiresAt(stack: Stack, browser: Browser, bff = stack.bff): Promi
 }
 
 /**
- * The tests below run side by side, but their stacks start one at a time: the harness picks a free port before
- * it listens on it, and a simulator starting alongside could take that port first.
+ * The tests below run side by side, but their stacks start one at a time, so that eight start-ups (each a
+ * simulator, a BFF and a realm fetch) do not pile onto the timing-sensitive tests already running.
  */
 let starting: Promise<unknown> = Promise.resolve()
 function stackFor(t: Test, opts: StackOptions): Promise<Stack> {
