@@ -61,13 +61,10 @@ interface StoredRecord {
   auth?: string | SignedIn
 }
 
-/** The JSON each state read from the store was parsed from. */
-const storedJson = new WeakMap<SignedIn, string>()
-
 function recordOf(session: SessionRecord): StoredRecord {
   const record: StoredRecord = {}
   if (session.logins !== undefined) record.logins = session.logins
-  if (session.auth !== undefined) record.auth = storedJson.get(session.auth) ?? JSON.stringify(session.auth)
+  if (session.auth !== undefined) record.auth = jsonOf(session.auth)
   return record
 }
 
@@ -87,9 +84,14 @@ function parse(raw: string): SessionRecord | null {
   }
 }
 
+/** The JSON of a state: the string a state read from the store came from, or a new state in full. */
+function jsonOf(auth: SignedIn): string {
+  const own = (auth as { toJSON?: () => string }).toJSON
+  return own ? own() : JSON.stringify(auth)
+}
+
 /** `auth` frozen, with `json` (the string it was parsed from) as what it serialises to. */
 function withOwnJson(auth: SignedIn, json: string): SignedIn {
-  storedJson.set(auth, json)
   Object.defineProperty(auth, 'toJSON', { value: () => json })
   Object.freeze(auth.member)
   Object.freeze(auth.activeAccount)
