@@ -1,38 +1,49 @@
 import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import type { FastifyReply, FastifyRequest, Session } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { type BffError, unauthenticated } from '../src/errors.js'
-import { LoginTransactions } from '../src/login.js'
+import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.js'
+import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
-import type { SessionPolicy, SessionRecord, SignedIn } from '../src/session/model.js'
+import type { SessionPolicy, SignedIn } from '../src/session/model.js'
+import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
 import { SessionSigner } from '../src/session/signer.js'
-import { SessionRecordStore, sessionKey } from '../src/session/store.js'
 
 declare module 'fastify' {
-  interface Session extends SessionRecord {
-    /** Set to re-issue a cookie signed with an older secret (see below). */
-    resignedAt?: number
+  interface FastifyRequest {
+    /** What this request's session cookie names (read once, before the handler). */
+    session: BrowserSession
   }
   interface FastifyInstance {
     logins: LoginTransactions
     memberSessions: MemberSessions
-    /** Expires the session cookie with the name and attributes it was set with (contract §2). */
+    sessionRecords: SessionRecords
+    /** Sets the session cookie to `id`, with the one attribute set of the cookie (contract §2). */
+    setSessionCookie(reply: FastifyReply, id: string): void
+    /** Expires the session cookie, with the same name and attributes it is set with. */
     clearSessionCookie(reply: FastifyReply): void
   }
 }
 
+const NONE: BrowserSession = { state: 'none' }
+const ENDED: BrowserSession = { state: 'ended' }
+
 /**
- * The session cookie (contract §2) and server-side session records, via @fastify/cookie and
- * @fastify/session over our bounded store: no record or cookie until something is stored, no write on a
- * read that changed nothing.
- * @see https://github.com/fastify/session
+ * The session cookie (contract §2) and the server-side session behind it. The cookie holds a signed random
+ * id and nothing else; reading it is the only thing that happens on every request. Every change of session
+ * state is an explicit, conditional store operation made by the code that means it (`SessionRecords`), and
+ * every `Set-Cookie` of the session cookie goes out through `setSessionCookie`/`clearSessionCookie` with one
+ * attribute set: nothing is saved, and no cookie is sent, behind the handler's back. (This is why the
+ * session layer is not @fastify/session: its save-on-send wrote back whatever a request had read, after a
+ * logout too, and its own cookie clear dropped `Secure`; see docs/sessions.md.)
+ * @see https://github.com/fastify/fastify-cookie
  */
 export default fp(
   async (app) => {
     const { session: cfg } = app.config
     const policy: SessionPolicy = { idleMs: cfg.idleTimeoutS * 1000, absoluteMs: cfg.absoluteTimeoutS * 1000 }
-    const cookie = { path: '/', httpOnly: true, secure: cfg.secure, sameSite: 'lax' } as const
+    const attributes = { path: '/', httpOnly: true, secure: cfg.secure, sameSite: 'lax' } as const
+    // The cookie may live as long as a session can; the server enforces idle and absolute deadlines.
+    const setAttributes = { ...attributes, maxAge: cfg.absoluteTimeoutS }
 
     if (cfg.secure && app.config.trustProxy === false) {
       app.log.warn(
@@ -41,41 +52,9 @@ export default fp(
     }
 
     await app.register(fastifyCookie)
-    // @fastify/session verifies the cookie and signs the id again on every request: this signer remembers.
     const signer = new SessionSigner(cfg.secrets)
-    await app.register(fastifySession, {
-      secret: signer,
-      cookieName: cfg.cookieName,
-      saveUninitialized: false,
-      rolling: false,
-      store: new SessionRecordStore<Session>(app.kv, policy),
-      // The cookie may live as long as a session can; the server enforces idle and absolute deadlines.
-      cookie: { ...cookie, maxAge: policy.absoluteMs },
-    })
-
-    // @fastify/session 11.1.3 clears, instead of re-signing, a cookie signed with an older secret when the
-    // request changes nothing (stack.md §4 pitfall 1): mark such sessions modified so the cookie is re-issued.
-    // (Hooks on every request are callback-style: no promise per request for what is nearly always a no-op.)
-    app.addHook('onRequest', (request, _reply, done) => {
-      const raw = request.cookies[cfg.cookieName]
-      const session = request.session
-      if (
-        raw &&
-        session?.sessionId &&
-        raw !== session.encryptedSessionId &&
-        (session.auth || session.logins) &&
-        signer.unsign(raw).renew
-      ) {
-        session.set('resignedAt', Date.now())
-        // The stored values were sealed under the older secret too: seal the tokens again with the newest.
-        if (session.auth) {
-          app.memberSessions.reseal(session.auth).then(() => done(), done)
-          return
-        }
-      }
-      done()
-    })
-
+    const records = new SessionRecords(app.kv, policy)
+    app.decorate('sessionRecords', records)
     app.decorate('logins', new LoginTransactions(app.kv))
     app.decorate(
       'memberSessions',
@@ -83,49 +62,80 @@ export default fp(
         onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
       }),
     )
-    // @fastify/session clears the cookie of any request whose cookie names an unknown session (index.js
-    // onSend). That wipes whatever the browser holds under that name — also the new cookie another tab was
-    // just given by a login or an account switch — and logs the member out everywhere. A stale cookie is
-    // harmless (it resolves to nothing), so only the clears we mean (logout, an ended session) go out.
-    const intendedClears = new WeakSet<FastifyReply>()
-    app.decorate('clearSessionCookie', (reply: FastifyReply) => {
-      intendedClears.add(reply)
-      reply.clearCookie(cfg.cookieName, cookie)
+    app.decorate('setSessionCookie', (reply: FastifyReply, id: string) => {
+      reply.setCookie(cfg.cookieName, signer.sign(id), setAttributes)
     })
-    app.addHook('onSend', (_request, reply, payload, done) => {
-      const header = reply.getHeader('set-cookie')
-      if (header !== undefined && !intendedClears.has(reply)) {
-        const lines = Array.isArray(header) ? header : [String(header)]
-        const kept = lines.filter((line) => !line.startsWith(`${cfg.cookieName}=;`))
-        if (kept.length !== lines.length) {
-          reply.removeHeader('set-cookie')
-          if (kept.length > 0) reply.header('set-cookie', kept)
-        }
+    app.decorate('clearSessionCookie', (reply: FastifyReply) => {
+      reply.clearCookie(cfg.cookieName, attributes)
+    })
+
+    app.decorateRequest<BrowserSession | null>('session', null)
+    // Callback-style: no promise per request for the common case of no cookie.
+    app.addHook('onRequest', (request, reply, done) => {
+      const raw = request.cookies[cfg.cookieName]
+      if (raw === undefined) {
+        request.session = NONE
+        done()
+        return
       }
-      done(null, payload)
+      const unsigned = signer.unsign(raw)
+      if (!unsigned.valid) {
+        request.session = ENDED
+        done()
+        return
+      }
+      records.resolve(unsigned.value).then((session) => {
+        request.session = session
+        // Signed with an older SESSION_SECRET: the cookie is signed again, and the stored values sealed
+        // again, with the newest, so that the old secret can be dropped without signing anyone out.
+        if (unsigned.renew && session.state === 'live') {
+          app.setSessionCookie(reply, session.id)
+          resealed(records, app.memberSessions, session).then(() => done(), done)
+          return
+        }
+        done()
+      }, done)
     })
   },
   { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },
 )
 
+async function resealed(
+  records: SessionRecords,
+  sessions: MemberSessions,
+  session: { id: string; record: SessionRecord },
+): Promise<void> {
+  await records.update(session.id, session.record)
+  if (session.record.auth) await sessions.reseal(session.record.auth)
+}
+
 /**
  * The signed-in member of this request, with a token that is not due for renewal (a request that carries the
- * session cookie is "use", contract §6), or `notSignedIn()` (`401 unauthenticated` by default). A session past
- * its deadline, or whose renewal EPCC refused, is deleted and its cookie expired. `lastSeenAt` is written
- * back at most once per touch interval.
+ * session cookie is "use", contract §6), or an error: `session_replaced` (no cookie change) for an id that a
+ * login or switch replaced, else `notSignedIn()` (`401 unauthenticated` by default), with the cookie expired
+ * when it named a session that ended. A session past its deadline, or whose renewal EPCC refused, is ended.
+ * A changed state (renewed token, `lastSeenAt` at most once per touch interval) is written back only while
+ * the session still lives.
  */
 export async function signedInMember(
   request: FastifyRequest,
   reply: FastifyReply,
   notSignedIn: () => BffError = unauthenticated,
 ): Promise<SignedIn> {
-  let auth = request.session.auth
-  if (!auth) throw notSignedIn()
+  const session = request.session
+  if (session.state === 'replaced') throw sessionReplaced()
+  if (session.state === 'ended') {
+    request.server.clearSessionCookie(reply)
+    throw notSignedIn()
+  }
+  const auth = session.state === 'live' ? session.record.auth : undefined
+  if (session.state !== 'live' || !auth) throw notSignedIn()
   const sessions = request.server.memberSessions
+  let current: SignedIn
   try {
     const live = await sessions.live(auth)
     if (!live) throw new SessionExpiredError('deadline')
-    auth = await sessions.fresh(live)
+    current = await sessions.fresh(live)
   } catch (err) {
     if (!(err instanceof SessionExpiredError)) throw err
     const event = err.reason === 'renewal_refused' ? 'renewal failed' : 'session expired'
@@ -133,34 +143,146 @@ export async function signedInMember(
     await endSession(request, reply)
     throw notSignedIn()
   }
-  const touched = sessions.touched(auth) ?? auth
-  if (touched !== request.session.auth) request.session.auth = touched
-  return touched
+  const touched = sessions.touched(current)
+  if (touched) {
+    await saveSignedIn(request, touched)
+    await sessions.keep(touched)
+    return touched
+  }
+  if (current !== auth) await saveSignedIn(request, current)
+  return current
+}
+
+/**
+ * Writes the signed-in state of this request's session back, only while the session lives: a request that
+ * finishes after a logout, a switch or an expiry writes nothing, and no cookie.
+ */
+export async function saveSignedIn(request: FastifyRequest, auth: SignedIn): Promise<void> {
+  const session = request.session
+  if (session.state !== 'live') return
+  const record = { ...session.record, auth }
+  if (await request.server.sessionRecords.update(session.id, record)) {
+    request.session = { state: 'live', id: session.id, record }
+  }
 }
 
 /** Makes `accountId` the active account of this request's member; the session gets a new id (contract §2). */
 export function switchActiveAccount(
   request: FastifyRequest,
+  reply: FastifyReply,
   auth: SignedIn,
   accountId: string,
 ): Promise<SignedIn> {
   const { server } = request
-  const sessionId = request.session.sessionId
+  const session = request.session
+  if (session.state !== 'live') return Promise.reject(unauthenticated())
+  // The session went while we waited or worked: replaced (another tab switched first) or ended.
+  const gone = async (): Promise<never> => {
+    const now = await server.sessionRecords.resolve(session.id)
+    if (now.state === 'replaced') throw sessionReplaced()
+    server.clearSessionCookie(reply)
+    throw unauthenticated()
+  }
   return server.memberSessions.switchSession(auth, accountId, {
-    isCurrent: async () => (await server.kv.get(sessionKey(sessionId))) !== undefined,
+    ensureCurrent: async () => {
+      if (!(await server.sessionRecords.get(session.id))) await gone()
+    },
     replace: async (switched) => {
-      await request.session.regenerate()
-      // regenerate() put a new session object on the request
-      request.session.auth = switched
+      const replaced = await server.sessionRecords.replace(session.id, (old) => ({ ...old, auth: switched }))
+      if (!replaced) return gone()
+      request.session = { state: 'live', ...replaced }
+      server.setSessionCookie(reply, replaced.id)
     },
   })
 }
 
-/** Deletes the session, its tokens and its pending logins server-side, and expires the cookie. */
+/**
+ * Ends the browser's session: its record, tokens and pending logins are deleted server-side and the cookie
+ * expired. For an id that a login or switch replaced, the session that replaced it is ended: that is the one
+ * this browser holds now.
+ */
 export async function endSession(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const { auth, logins } = request.session
-  if (auth) await request.server.memberSessions.end(auth)
-  if (logins) await request.server.logins.discard(logins)
-  await request.session.destroy()
-  request.server.clearSessionCookie(reply)
+  const { server } = request
+  const records = server.sessionRecords
+  const session = request.session
+  let ended: SessionRecord | undefined
+  let id = session.state === 'live' || session.state === 'replaced' ? session.id : undefined
+  // Follow replacements (a switch or login in another tab): taking the marker also withdraws a
+  // replacement still on its way (SessionRecords.replace).
+  for (let hop = 0; id !== undefined && hop < 3 && !ended; hop++) {
+    ended = await records.take(id)
+    if (!ended) id = await records.takeReplacement(id)
+  }
+  if (!ended && session.state === 'live') ended = session.record
+  if (ended?.auth) await server.memberSessions.end(ended.auth)
+  if (ended?.logins) await server.logins.discard(ended.logins)
+  request.session = NONE
+  server.clearSessionCookie(reply)
+}
+
+/**
+ * Lists a pending login's `state` in this browser's session — the one its cookie names, or the one that
+ * replaced it, or a new one (then the cookie is set) — keeping at most `MAX_PENDING_LOGINS`. The states
+ * dropped, oldest first, are returned for their transactions to be discarded.
+ */
+export async function addPendingLogin(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  state: string,
+): Promise<string[]> {
+  const { server } = request
+  const records = server.sessionRecords
+  const session = request.session
+  const add = (logins: string[] = []) => {
+    const pending = [...logins, state]
+    return { pending, dropped: pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS)) }
+  }
+  // A stale tab's navigation: the login joins the session that replaced its id, which the browser holds.
+  const target =
+    session.state === 'live'
+      ? { id: session.id, record: session.record as SessionRecord | undefined }
+      : session.state === 'replaced'
+        ? { id: session.replacedBy, record: await records.get(session.replacedBy) }
+        : undefined
+  if (target?.record) {
+    const { pending, dropped } = add(target.record.logins)
+    const record = { ...target.record, logins: pending }
+    if (await records.update(target.id, record)) {
+      request.session = { state: 'live', id: target.id, record }
+      return dropped
+    }
+  }
+  const record = { logins: [state] }
+  const id = await records.create(record)
+  request.session = { state: 'live', id, record }
+  server.setSessionCookie(reply, id)
+  return []
+}
+
+/**
+ * Signs the browser in with `auth` after the login `state` completed: its session gets a new id (the old one
+ * answers `session_replaced` for a while), the login leaves the pending list, a member signed in before is
+ * signed out of that session's tokens, and the cookie is set. False when the browser's session ended while
+ * the login ran: nothing is created.
+ */
+export async function completeLogin(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  state: string,
+  auth: SignedIn,
+): Promise<boolean> {
+  const { server } = request
+  const session = request.session
+  if (session.state !== 'live') return false
+  let previous: SignedIn | undefined
+  const replaced = await server.sessionRecords.replace(session.id, (old) => {
+    previous = old.auth
+    const logins = old.logins?.filter((s) => s !== state) ?? []
+    return logins.length > 0 ? { auth, logins } : { auth }
+  })
+  if (!replaced) return false
+  if (previous) await server.memberSessions.end(previous)
+  request.session = { state: 'live', ...replaced }
+  server.setSessionCookie(reply, replaced.id)
+  return true
 }

@@ -23,25 +23,33 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
     },
   )
 
-  app.post(
-    '/auth/logout',
-    {
-      schema: {
-        summary:
-          'Log out: the session is deleted server-side and the cookie expired (also without a session)',
-        tags: ['auth'],
-        security: apiSecurity,
-        response: { 204: { description: 'Logged out' }, ...errors.csrf, ...errors.unavailable },
+  // Logout logs out whatever its body and Content-Type (fetch wrappers send `application/json` with an empty
+  // body, or none): its own scope reads any body as text, bounded, and never refuses it.
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body))
+    scope.post(
+      '/auth/logout',
+      {
+        schema: {
+          summary:
+            'Log out: the session is deleted server-side and the cookie expired (also without a session)',
+          description: 'Any body and Content-Type are accepted.',
+          tags: ['auth'],
+          security: apiSecurity,
+          response: { 204: { description: 'Logged out' }, ...errors.csrf, ...errors.unavailable },
+        },
+        bodyLimit: 1024,
       },
-      bodyLimit: 1024,
-    },
-    async (request, reply) => {
-      const memberId = request.session.auth?.member.id
-      await endSession(request, reply)
-      if (memberId) request.log.info({ memberId }, 'logout')
-      return reply.code(204).send()
-    },
-  )
+      async (request, reply) => {
+        const session = request.session
+        const memberId = session.state === 'live' ? session.record.auth?.member.id : undefined
+        await endSession(request, reply)
+        if (memberId) request.log.info({ memberId }, 'logout')
+        return reply.code(204).send()
+      },
+    )
+  })
 }
 
 export default authApi

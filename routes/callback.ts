@@ -1,5 +1,6 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { completeLogin } from '../plugins/session.js'
 import { LoginError, type LoginErrorCode } from '../src/errors.js'
 import { readAuthorizationResponse, STATE_PATTERN } from '../src/login.js'
 import { Realm } from '../src/realm.js'
@@ -48,7 +49,8 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
       if (request.validationError && (!state || !new RegExp(STATE_PATTERN).test(state))) {
         return fail(request, reply, 'login_expired', 'malformed state')
       }
-      if (!state || !request.session.logins?.includes(state)) {
+      const session = request.session
+      if (!state || session.state !== 'live' || !session.record.logins?.includes(state)) {
         return fail(request, reply, 'login_expired', 'state not issued to this browser')
       }
       const transaction = await app.logins.take(state)
@@ -66,13 +68,13 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
           codeVerifier: transaction.codeVerifier,
           redirectUri: config.redirectUri,
         })
-        const previous = request.session.auth
-        const logins = request.session.logins.filter((s) => s !== state)
-        // A new session id at login; the pre-login record is destroyed (session fixation, ASVS 7.2.4).
-        await request.session.regenerate()
-        request.session.auth = auth
-        if (logins.length > 0) request.session.logins = logins
-        if (previous) await app.memberSessions.end(previous)
+        // A new session id at login; the pre-login id is replaced (session fixation, ASVS 7.2.4). Were the
+        // browser's session ended meanwhile (a logout), the login does not bring it back.
+        const signedIn = await completeLogin(request, reply, state, auth)
+        if (!signedIn) {
+          await app.memberSessions.end(auth)
+          return fail(request, reply, 'login_expired', 'the session ended during the login')
+        }
         app.metrics.logins.inc({ outcome: 'success' })
         request.log.info({ memberId: auth.member.id }, 'login succeeded')
         return reply.redirect(transaction.returnTo, 302)

@@ -1,5 +1,6 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
-import { beginLogin, MAX_PENDING_LOGINS } from '../src/login.js'
+import { addPendingLogin } from '../plugins/session.js'
+import { beginLogin } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
 import { errors, redirect } from './schemas.js'
@@ -51,10 +52,8 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
       })
       await app.logins.save(transaction)
       // The login belongs to this browser: its state is listed in the browser's session (contract §6 "Binding").
-      const pending = [...(request.session.logins ?? []), transaction.state]
-      const evicted = pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS))
+      const evicted = await addPendingLogin(request, reply, transaction.state)
       await app.logins.discard(evicted)
-      request.session.logins = pending
       return reply.redirect(authorizationUrl.href, 302)
     },
   )

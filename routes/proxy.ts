@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, type Dispatcher, errors as undiciErrors, request as undiciRequest } from 'undici'
-import { signedInMember } from '../plugins/session.js'
+import { endSession, signedInMember } from '../plugins/session.js'
 import { EpccError } from '../src/epcc/errors.js'
 import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
@@ -29,7 +29,7 @@ const upstream = (status: number, message: string) => new BffError(status, 'upst
  * up to a size limit; redirects are passed back, never followed; `Set-Cookie` never comes back.
  */
 const proxy: FastifyPluginAsync = async (app) => {
-  const { epcc: cfg, proxy: proxyCfg, session: sessionCfg } = app.config
+  const { epcc: cfg, proxy: proxyCfg } = app.config
   const base = new URL(cfg.baseUrl)
   const mount = `${app.config.basePath}/api/epcc`
   const dispatcher = new Agent({
@@ -47,17 +47,18 @@ const proxy: FastifyPluginAsync = async (app) => {
     request: FastifyRequest,
     reply: FastifyReply,
   ): Promise<string | undefined> => {
-    if (request.session.auth) {
+    const session = request.session
+    // A cookie that names no live session is never forwarded anonymously: the storefront must know.
+    if (
+      session.state === 'ended' ||
+      session.state === 'replaced' ||
+      (session.state === 'live' && session.record.auth)
+    ) {
       const auth = await signedInMember(request, reply, sessionExpired)
       return app.memberSessions.activeToken(auth).catch(async (err: unknown) => {
-        if (err instanceof SessionExpiredError) request.server.clearSessionCookie(reply)
+        if (err instanceof SessionExpiredError) await endSession(request, reply)
         throw err
       })
-    }
-    // A cookie that names no live session is never forwarded anonymously: the storefront must know.
-    if (request.cookies[sessionCfg.cookieName] !== undefined && !request.session.logins) {
-      request.server.clearSessionCookie(reply)
-      throw sessionExpired()
     }
     return undefined
   }

@@ -1,5 +1,5 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
-import { signedInMember, switchActiveAccount } from '../plugins/session.js'
+import { saveSignedIn, signedInMember, switchActiveAccount } from '../plugins/session.js'
 import { MAX_PAGE_LIMIT } from '../src/epcc/client.js'
 import { Account, apiSecurity, errors, SessionBody } from './schemas.js'
 
@@ -66,7 +66,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
         request.query['page[offset]'],
         request.query['page[limit]'],
       )
-      if (listed.auth !== auth) request.session.auth = listed.auth
+      if (listed.auth !== auth) await saveSignedIn(request, listed.auth)
       return listed.page
     },
   )
@@ -92,7 +92,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)
-      const switched = await switchActiveAccount(request, auth, request.body.accountId)
+      const switched = await switchActiveAccount(request, reply, auth, request.body.accountId)
       request.log.info(
         { memberId: switched.member.id, accountId: switched.activeAccount.id },
         'account switched',

@@ -14,6 +14,9 @@ export class BffError extends Error {
 }
 
 export const unauthenticated = () => new BffError(401, 'unauthenticated', 'No live session; sign in again.')
+/** The cookie names a session that a login or an account switch in another tab replaced: retry once. */
+export const sessionReplaced = () =>
+  new BffError(401, 'session_replaced', 'This session was replaced by a newer one in this browser; retry.')
 export const unknownAccount = () => new BffError(404, 'unknown_account', 'That account is not one of yours.')
 export const sessionStoreUnavailable = () =>
   new BffError(503, 'session_store_unavailable', 'The session store is unavailable; try again shortly.')

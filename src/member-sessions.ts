@@ -1,6 +1,6 @@
 import { type AccountToken, type EpccClient, MAX_PAGE_LIMIT } from './epcc/client.js'
 import { EpccError } from './epcc/errors.js'
-import { BffError, LoginError, unauthenticated, unknownAccount } from './errors.js'
+import { BffError, LoginError, unknownAccount } from './errors.js'
 import type { KeyValueStore } from './session/kv.js'
 import { withLock } from './session/lock.js'
 import {
@@ -39,8 +39,8 @@ const LOCK_LEASE_MS = 10_000
 
 /** The browser's session as an account switch sees it (the framework's session behind it). */
 export interface SwitchingSession {
-  /** Whether the session `auth` was read from still exists (a switch that went first replaced it). */
-  isCurrent(): Promise<boolean>
+  /** Throws unless the session `auth` was read from still lives (a switch that went first replaced it). */
+  ensureCurrent(): Promise<void>
   /** Stores the switched state under a new session id (contract §2): the old id resolves to nothing. */
   replace(switched: SignedIn): Promise<void>
 }
@@ -96,7 +96,7 @@ export class MemberSessions {
       createdAt: now,
       lastSeenAt: now,
     }
-    await this.vault.put(auth.vaultId, { tokens: page.tokens }, this.vaultTtl(auth, page.tokens))
+    await this.vault.put(auth.vaultId, { tokens: page.tokens }, this.ttl(auth))
     return auth
   }
 
@@ -207,14 +207,15 @@ export class MemberSessions {
 
   /**
    * `switchAccount` for the browser's session, one switch at a time per signed-in member across replicas: a
-   * second switch sent with the same cookie finds that session replaced and is refused as signed out, so the
-   * browser ends with one consistent session.
+   * second switch sent with the same cookie finds that session replaced (`session_replaced`), so the browser
+   * ends with one consistent session.
    */
   switchSession(auth: SignedIn, accountId: string, session: SwitchingSession): Promise<SignedIn> {
     return withLock(this.kv, `lock:switch:${auth.vaultId}`, LOCK_LEASE_MS, async () => {
-      if (!(await session.isCurrent())) throw unauthenticated()
+      await session.ensureCurrent()
       const switched = await this.switchAccount(auth, accountId)
       await session.replace(switched)
+      await this.keep(switched)
       return switched
     })
   }
@@ -225,7 +226,12 @@ export class MemberSessions {
    */
   async reseal(auth: SignedIn): Promise<void> {
     const entry = await this.vault.get(auth.vaultId)
-    if (entry) await this.vault.put(auth.vaultId, entry, this.vaultTtl(auth, entry.tokens))
+    if (entry) await this.vault.update(auth.vaultId, entry, this.ttl(auth))
+  }
+
+  /** Moves the expiry of the session's tokens to its (new) deadline: nothing outlives its session. */
+  async keep(auth: SignedIn): Promise<void> {
+    await this.vault.expire(auth.vaultId, this.ttl(auth))
   }
 
   /** Deletes the session's tokens. */
@@ -274,11 +280,15 @@ export class MemberSessions {
       await this.end(auth)
       throw new SessionExpiredError('renewal_refused')
     }
-    this.onRenewal('renewed')
     const fresh = new Map(page.tokens.map((t) => [t.accountId, t]))
     const tokens = entry.tokens.map((t) => fresh.get(t.accountId) ?? t)
-    await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))
-    return { ...auth, tokenIssuedAt: renewed.issuedAt, tokenExpiresAt: renewed.expiresAt }
+    const state = { ...auth, tokenIssuedAt: renewed.issuedAt, tokenExpiresAt: renewed.expiresAt }
+    // Only while the session lives: a renewal that finishes after a logout puts no token back.
+    if (!(await this.vault.update(auth.vaultId, { tokens }, this.ttl(state)))) {
+      throw new SessionExpiredError('tokens_gone')
+    }
+    this.onRenewal('renewed')
+    return state
   }
 
   /** The session state with the active token as the vault holds it now. */
@@ -310,7 +320,8 @@ export class MemberSessions {
         const head = entry.tokens.slice(0, MAX_PAGE_LIMIT)
         const tail = entry.tokens.slice(MAX_PAGE_LIMIT).filter((t) => t.accountId !== accountId)
         const tokens = [...head, ...[...tail, found].slice(-(MAX_VAULT_TOKENS - head.length))]
-        await this.vault.put(auth.vaultId, { tokens }, this.vaultTtl(auth, tokens))
+        if (!(await this.vault.update(auth.vaultId, { tokens }, this.ttl(auth))))
+          throw new SessionExpiredError()
         return { token: found, index: offset + i }
       }
     }
@@ -329,10 +340,9 @@ export class MemberSessions {
     return token
   }
 
-  /** The vault lives as long as the session could (absolute deadline) or its last token, whichever is first. */
-  private vaultTtl(auth: SignedIn, tokens: AccountToken[]): number {
-    const lastToken = Math.max(...tokens.map((t) => t.expiresAt))
-    return Math.min(auth.createdAt + this.policy.absoluteMs, lastToken) - this.now()
+  /** The session's tokens live no longer than the session: to its deadline. */
+  private ttl(auth: SignedIn): number {
+    return sessionDeadline(auth, this.policy) - this.now()
   }
 }
 

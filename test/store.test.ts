@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryKeyValueStore } from '../src/session/kv.js'
-import type { SessionRecord, SignedIn } from '../src/session/model.js'
-import { SessionRecordStore, sessionKey } from '../src/session/store.js'
+import type { SignedIn } from '../src/session/model.js'
+import { SessionRecords } from '../src/session/records.js'
 import { storeContract } from './support/store-contract.js'
 
 storeContract(t, 'memory', async () => new MemoryKeyValueStore())
@@ -25,42 +25,63 @@ t.test('the memory store sweeps expired entries without being asked', async (t) 
   t.equal(store.size, 0)
 })
 
-t.test(
-  'session records: the signed-in state round-trips, read back frozen; earlier records still read',
-  async (t) => {
-    const kv = new MemoryKeyValueStore()
-    t.teardown(() => kv.close())
-    const now = Date.now()
-    const policy = { idleMs: 60_000, absoluteMs: 600_000 }
-    const records = new SessionRecordStore(kv, policy, () => now)
-    const auth: SignedIn = {
-      member: { id: 'm-1', name: 'Ada', email: 'ada@example.com' },
-      activeAccount: { id: 'a-1', name: 'Acme' },
-      accountCount: 2,
-      vaultId: 'v-1',
-      activeIndex: 0,
-      tokenIssuedAt: now,
-      tokenExpiresAt: now + 3_600_000,
-      createdAt: now,
-      lastSeenAt: now,
-    }
-    const get = (id: string) =>
-      new Promise<SessionRecord | null | undefined>((resolve, reject) =>
-        records.get(id, (err, record) => (err ? reject(err) : resolve(record))),
-      )
-    await new Promise<void>((resolve, reject) =>
-      records.set('s1', { logins: ['x'], auth }, (err) => (err ? reject(err) : resolve())),
-    )
-    const read = await get('s1')
-    t.same(read, { logins: ['x'], auth })
-    t.ok(
-      read?.auth && Object.isFrozen(read.auth) && Object.isFrozen(read.auth.member),
-      'frozen: never changed in place',
-    )
+t.test('session records: written, updated only while they live, replaced under a new id', async (t) => {
+  const kv = new MemoryKeyValueStore()
+  t.teardown(() => kv.close())
+  const now = Date.now()
+  const policy = { idleMs: 60_000, absoluteMs: 600_000 }
+  const records = new SessionRecords(kv, policy, () => now)
+  const auth: SignedIn = {
+    member: { id: 'm-1', name: 'Ada', email: 'ada@example.com' },
+    activeAccount: { id: 'a-1', name: 'Acme' },
+    accountCount: 2,
+    vaultId: 'v-1',
+    activeIndex: 0,
+    tokenIssuedAt: now,
+    tokenExpiresAt: now + 3_600_000,
+    createdAt: now,
+    lastSeenAt: now,
+  }
+  const id = await records.create({ logins: ['x'], auth })
+  t.match(id, /^[A-Za-z0-9_-]{43}$/, '32 random bytes')
+  t.same(await records.resolve(id), { state: 'live', id, record: { logins: ['x'], auth } })
 
-    await kv.set(sessionKey('s0'), JSON.stringify({ cookie: { path: '/', httpOnly: true }, auth }), 60_000)
-    t.same(await get('s0'), { auth }, 'a record in the earlier shape (state as an object, cookie copy) reads')
-    await kv.set(sessionKey('s2'), 'not json', 60_000)
-    t.equal(await get('s2'), null, 'an unreadable record is no session')
-  },
-)
+  t.equal(await records.update(id, { auth }), true)
+  t.same(await records.get(id), { auth })
+
+  const replaced = await records.replace(id, (old) => ({ ...old, logins: ['y'] }))
+  t.ok(replaced)
+  t.not(replaced?.id, id, 'a new id')
+  t.same(await records.resolve(id), { state: 'replaced', id, replacedBy: replaced?.id })
+  t.equal(await records.update(id, { auth }), false, 'the replaced id is not written again')
+  t.equal(await records.get(id), undefined)
+  t.equal(await records.replace(id, (old) => old), undefined, 'an id is replaced once')
+
+  const taken = await records.take(replaced?.id ?? '')
+  t.same(taken, { auth, logins: ['y'] })
+  t.same(await records.resolve(replaced?.id ?? ''), { state: 'ended' })
+  t.equal(await records.update(replaced?.id ?? '', { auth }), false, 'an ended id is not written again')
+
+  await kv.set(`sess:s0`, JSON.stringify({ cookie: { path: '/' }, auth: JSON.stringify(auth) }), 60_000)
+  t.same(await records.get('s0'), { auth }, 'a record in the earlier shape (state as a string) reads')
+  await kv.set('sess:s2', 'not json', 60_000)
+  t.same(await records.resolve('s2'), { state: 'ended' }, 'an unreadable record is no session')
+})
+
+t.test('a logout that takes the marker withdraws a replacement on its way', async (t) => {
+  const kv = new MemoryKeyValueStore()
+  t.teardown(() => kv.close())
+  const records = new SessionRecords(kv, { idleMs: 60_000, absoluteMs: 600_000 })
+  const id = await records.create({ logins: ['x'] })
+  let newId: string | undefined
+  const replaced = await records.replace(id, (old) => {
+    // The logout arrives after the old record was taken, before the new one is written.
+    void records.takeReplacement(id).then((next) => {
+      newId = next
+    })
+    return old
+  })
+  t.equal(replaced, undefined, 'nothing was created')
+  t.ok(newId, 'the logout saw the replacement')
+  t.equal(await records.get(newId ?? ''), undefined)
+})

@@ -5,6 +5,13 @@
 export interface KeyValueStore {
   get(key: string): Promise<string | undefined>
   set(key: string, value: string, ttlMs: number): Promise<void>
+  /**
+   * Writes `key` only while it still exists (Redis `SET … XX`): a request that finishes after a logout, a
+   * switch or an expiry ended what it read writes nothing. True when the value was written.
+   */
+  update(key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Moves the expiry of `key`, only while it exists. True when it existed. */
+  expire(key: string, ttlMs: number): Promise<boolean>
   /** Returns the value and removes it in one step: at most one caller ever gets it. */
   take(key: string): Promise<string | undefined>
   delete(key: string): Promise<void>
@@ -81,6 +88,20 @@ export class MemoryKeyValueStore implements KeyValueStore {
       if (this.chars <= this.maxChars) break
       this.remove(oldest)
     }
+  }
+
+  async update(key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (!this.live(key)) return false
+    await this.set(key, value, ttlMs)
+    return true
+  }
+
+  async expire(key: string, ttlMs: number): Promise<boolean> {
+    const entry = this.live(key)
+    if (!entry) return false
+    if (ttlMs <= 0) this.remove(key)
+    else entry.expiresAt = this.now() + ttlMs
+    return true
   }
 
   async take(key: string): Promise<string | undefined> {

@@ -1,5 +1,4 @@
 import type { Member } from '../epcc/client.js'
-import { LOGIN_TTL_MS } from '../login.js'
 
 export interface AccountRef {
   id: string
@@ -25,13 +24,6 @@ export interface SignedIn {
   lastSeenAt: number
 }
 
-/** The session record @fastify/session stores: pending login states, and the member once signed in. */
-export interface SessionRecord {
-  /** `state`s of the logins this browser has pending (the transactions themselves are stored apart). */
-  logins?: string[]
-  auth?: SignedIn
-}
-
 export interface SessionPolicy {
   idleMs: number
   absoluteMs: number
@@ -49,17 +41,6 @@ export function sessionDeadline(auth: SignedIn, policy: SessionPolicy): number {
 export function renewalDue(auth: SignedIn, now: number): boolean {
   const lifetime = auth.tokenExpiresAt - auth.tokenIssuedAt
   return auth.tokenExpiresAt - now < Math.min(lifetime / 4, 5 * 60_000)
-}
-
-/**
- * A signed-in record outlives its deadline by this much in the store: a request arriving while another
- * replica's renewal is being written still finds it, and learns the new token expiry from the vault.
- */
-const RECORD_GRACE_MS = 60_000
-
-/** How long the store keeps a record: a signed-in one to its deadline (plus grace), a pre-login one as long as a login. */
-export function recordTtlMs(record: SessionRecord, policy: SessionPolicy, now: number): number {
-  return record.auth ? sessionDeadline(record.auth, policy) + RECORD_GRACE_MS - now : LOGIN_TTL_MS
 }
 
 /**

@@ -42,6 +42,25 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.run(() => this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs)))
   }
 
+  async update(key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) {
+      await this.delete(key)
+      return false
+    }
+    const result = await this.run(() =>
+      this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs), 'XX'),
+    )
+    return result === 'OK'
+  }
+
+  async expire(key: string, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) {
+      await this.delete(key)
+      return false
+    }
+    return (await this.run(() => this.redis.pexpire(this.prefix + key, Math.ceil(ttlMs)))) === 1
+  }
+
   async take(key: string): Promise<string | undefined> {
     // GETDEL (Redis ≥ 6.2) is atomic: of two replicas racing for one login transaction, one gets it.
     return (await this.run(() => this.redis.getdel(this.prefix + key))) ?? undefined

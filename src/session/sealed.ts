@@ -112,6 +112,19 @@ export class SealedKeyValueStore implements KeyValueStore {
     if (ttlMs > 0) this.opened.set(key, sealed, value)
   }
 
+  async update(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.opened.delete(key)
+    const sealed = this.seal(key, value)
+    const written = await this.inner.update(key, sealed, ttlMs)
+    if (written && ttlMs > 0) this.opened.set(key, sealed, value)
+    return written
+  }
+
+  expire(key: string, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) this.opened.delete(key)
+    return this.inner.expire(key, ttlMs)
+  }
+
   async take(key: string): Promise<string | undefined> {
     this.opened.delete(key)
     const sealed = await this.inner.take(key)

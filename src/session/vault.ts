@@ -46,9 +46,24 @@ export class TokenVault {
     return entry
   }
 
+  /** Stores the tokens of a new session. */
   async put(vaultId: string, entry: VaultEntry, ttlMs: number): Promise<void> {
     this.parsed.delete(vaultId)
     await this.kv.set(key(vaultId), JSON.stringify(entry), ttlMs)
+  }
+
+  /**
+   * Writes the tokens again only while the vault exists: a renewal that finishes after its session ended
+   * (logout, expiry, revocation) puts nothing back. True when written.
+   */
+  update(vaultId: string, entry: VaultEntry, ttlMs: number): Promise<boolean> {
+    this.parsed.delete(vaultId)
+    return this.kv.update(key(vaultId), JSON.stringify(entry), ttlMs)
+  }
+
+  /** Moves the vault's expiry with its session's deadline. */
+  expire(vaultId: string, ttlMs: number): Promise<boolean> {
+    return this.kv.expire(key(vaultId), ttlMs)
   }
 
   async delete(vaultId: string): Promise<void> {

@@ -86,6 +86,38 @@ export function storeContract(t: Test, name: string, make: () => Promise<KeyValu
       },
     )
 
+    t.test('update writes only a key that still exists: nothing ended comes back', async (t) => {
+      const key = k('update')
+      t.equal(await store.update(key, 'resurrected', 60_000), false, 'a missing key is not created')
+      t.equal(await store.get(key), undefined)
+      await store.set(key, 'v1', 60_000)
+      t.equal(await store.update(key, 'v2', 60_000), true)
+      t.equal(await store.get(key), 'v2')
+      await store.delete(key)
+      t.equal(await store.update(key, 'v3', 60_000), false, 'not after a delete')
+      t.equal(await store.get(key), undefined)
+      await store.set(key, 'v4', 200)
+      await sleep(1100)
+      t.equal(await store.update(key, 'v5', 60_000), false, 'not after it expired')
+      t.equal(await store.get(key), undefined)
+    })
+
+    t.test('expire moves the expiry of a key that exists, and of no other', async (t) => {
+      const key = k('expire')
+      t.equal(await store.expire(key, 60_000), false)
+      t.equal(await store.get(key), undefined, 'a missing key is not created')
+      await store.set(key, 'v', 60_000)
+      t.equal(await store.expire(key, 300), true)
+      t.equal(await store.get(key), 'v')
+      await sleep(1100)
+      t.equal(await store.get(key), undefined, 'gone at the new expiry')
+      await store.set(key, 'w', 300)
+      t.equal(await store.expire(key, 60_000), true)
+      await sleep(1100)
+      t.equal(await store.get(key), 'w', 'kept past the old expiry')
+      await store.delete(key)
+    })
+
     t.test('ping answers', async (t) => {
       await t.resolves(store.ping())
     })

@@ -1,0 +1,141 @@
+import { randomBytes } from 'node:crypto'
+import { LOGIN_TTL_MS } from '../login.js'
+import type { KeyValueStore } from './kv.js'
+import { type SessionPolicy, type SignedIn, sessionDeadline } from './model.js'
+
+/** What the store keeps under a session id: the browser's pending logins, and the member once signed in. */
+export interface SessionRecord {
+  /** `state`s of the logins this browser has pending (the transactions themselves are stored apart). */
+  logins?: string[]
+  auth?: SignedIn
+}
+
+/**
+ * What the cookie of a request names: nothing (`none`), a session that lives (`live`), an id that a login or
+ * an account switch replaced in the last minutes (`replaced`: the browser already holds the newer cookie), or
+ * anything else — logged out, expired, revoked, unknown, badly signed (`ended`).
+ */
+export type BrowserSession =
+  | { state: 'none' }
+  | { state: 'live'; id: string; record: SessionRecord }
+  | { state: 'replaced'; id: string; replacedBy: string }
+  | { state: 'ended' }
+
+/** An id replaced by a login or a switch answers `session_replaced` this long, never past its successor. */
+export const REPLACED_TTL_MS = 10 * 60_000
+
+/**
+ * The session records, every change an explicit, conditional store operation: a record is created once
+ * under a fresh id, updated only while it still exists (a request that finishes after the session ended
+ * writes nothing), and replaced — at login and at an account switch — by a new id in a way that a
+ * concurrent logout always wins. Each record expires at its session's own deadline.
+ *
+ * Replacing writes, in this order: a marker under the old id naming the new one (`replaced:<old>`), then
+ * takes the old record (so of two replacements, or a replacement and a logout, one wins), then writes the
+ * new record, then checks that the marker is still its own: a logout that followed the marker in between
+ * took it, and the new record is withdrawn. A request with the old id meanwhile finds either the old record
+ * or the marker — never nothing — so a stale tab is told `session_replaced`, never that it was signed out.
+ */
+export class SessionRecords {
+  constructor(
+    private readonly kv: KeyValueStore,
+    private readonly policy: SessionPolicy,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** 32 random bytes, base64url. */
+  static newId(): string {
+    return randomBytes(32).toString('base64url')
+  }
+
+  /** What `id` names now. */
+  async resolve(id: string): Promise<BrowserSession> {
+    const record = await this.get(id)
+    if (record) return { state: 'live', id, record }
+    const replacedBy = await this.kv.get(replacedKey(id))
+    return replacedBy ? { state: 'replaced', id, replacedBy } : { state: 'ended' }
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.kv.get(recordKey(id))
+    return raw === undefined ? undefined : parse(raw)
+  }
+
+  /** Stores a new session; its id. */
+  async create(record: SessionRecord): Promise<string> {
+    const id = SessionRecords.newId()
+    await this.kv.set(recordKey(id), JSON.stringify(record), this.ttl(record))
+    return id
+  }
+
+  /** Writes `record` under `id` only while `id` still lives. True when it was written. */
+  update(id: string, record: SessionRecord): Promise<boolean> {
+    return this.kv.update(recordKey(id), JSON.stringify(record), this.ttl(record))
+  }
+
+  /** Removes the record; it, if it was still there (of concurrent callers, one gets it). */
+  async take(id: string): Promise<SessionRecord | undefined> {
+    const raw = await this.kv.take(recordKey(id))
+    return raw === undefined ? undefined : parse(raw)
+  }
+
+  /** Removes the marker that `id` was replaced; the id it named, if any. */
+  takeReplacement(id: string): Promise<string | undefined> {
+    return this.kv.take(replacedKey(id))
+  }
+
+  /**
+   * Moves the session under `oldId` to a new id, its record built from the one stored (see the class
+   * comment). Undefined when `oldId` no longer lives, or a logout ended it on the way: nothing was created.
+   */
+  async replace(
+    oldId: string,
+    build: (old: SessionRecord) => SessionRecord,
+  ): Promise<{ id: string; record: SessionRecord } | undefined> {
+    const id = SessionRecords.newId()
+    const marker = replacedKey(oldId)
+    await this.kv.set(marker, id, REPLACED_TTL_MS)
+    const old = await this.take(oldId)
+    if (!old) {
+      await this.kv.delete(marker)
+      return undefined
+    }
+    const record = build(old)
+    const ttl = this.ttl(record)
+    await this.kv.set(recordKey(id), JSON.stringify(record), ttl)
+    if ((await this.kv.get(marker)) !== id) {
+      await this.kv.delete(recordKey(id))
+      return undefined
+    }
+    if (ttl < REPLACED_TTL_MS) await this.kv.expire(marker, ttl)
+    return { id, record }
+  }
+
+  /** How long the store keeps a record: a signed-in one to its session's deadline, a pre-login one as long as a login. */
+  ttl(record: SessionRecord): number {
+    return record.auth ? sessionDeadline(record.auth, this.policy) - this.now() : LOGIN_TTL_MS
+  }
+}
+
+function recordKey(id: string): string {
+  return `sess:${id}`
+}
+
+function replacedKey(id: string): string {
+  return `replaced:${id}`
+}
+
+function parse(raw: string): SessionRecord | undefined {
+  try {
+    const value = JSON.parse(raw) as { logins?: unknown; auth?: unknown } | null
+    if (!value || typeof value !== 'object') return undefined
+    const record: SessionRecord = {}
+    if (Array.isArray(value.logins)) record.logins = value.logins.filter((s) => typeof s === 'string')
+    // Records written by earlier versions kept the signed-in state as a JSON string of its own.
+    const auth = typeof value.auth === 'string' ? JSON.parse(value.auth) : value.auth
+    if (auth && typeof auth === 'object') record.auth = auth as SignedIn
+    return record
+  } catch {
+    return undefined
+  }
+}
