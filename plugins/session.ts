@@ -138,9 +138,7 @@ export async function signedInMember(
     current = await sessions.fresh(live)
   } catch (err) {
     if (!(err instanceof SessionExpiredError)) throw err
-    const event = err.reason === 'renewal_refused' ? 'renewal failed' : 'session expired'
-    request.log.info({ memberId: auth.member.id, reason: err.reason }, event)
-    await endSession(request, reply)
+    await endedWhileServing(request, reply, auth, err)
     throw notSignedIn()
   }
   const touched = sessions.touched(current)
@@ -151,6 +149,32 @@ export async function signedInMember(
   }
   if (current !== auth) await saveSignedIn(request, current)
   return current
+}
+
+/**
+ * The session of this request turned out to be over. If its record is still there, this request is the
+ * one to end it (past its deadline, renewal refused, tokens gone): it is deleted and the cookie expired.
+ * If not, something else ended it while this request was under way — a logout, a switch in another tab,
+ * an operator — and the browser may hold a newer cookie by now: nothing is written, no cookie is sent.
+ */
+async function endedWhileServing(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  auth: SignedIn,
+  err: SessionExpiredError,
+): Promise<void> {
+  const session = request.session
+  if (session.state === 'live' && !(await request.server.sessionRecords.get(session.id))) return
+  const event = err.reason === 'renewal_refused' ? 'renewal failed' : 'session expired'
+  request.log.info({ memberId: auth.member.id, reason: err.reason }, event)
+  await endSession(request, reply)
+}
+
+/** Ends the session of a request whose tokens were found gone: see `endedWhileServing`. */
+export async function tokensGone(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const session = request.session
+  const auth = session.state === 'live' ? session.record.auth : undefined
+  if (auth) await endedWhileServing(request, reply, auth, new SessionExpiredError('tokens_gone'))
 }
 
 /**

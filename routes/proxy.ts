@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, type Dispatcher, errors as undiciErrors, request as undiciRequest } from 'undici'
-import { endSession, signedInMember } from '../plugins/session.js'
+import { signedInMember, tokensGone } from '../plugins/session.js'
 import { EpccError } from '../src/epcc/errors.js'
 import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
@@ -56,7 +56,7 @@ const proxy: FastifyPluginAsync = async (app) => {
     ) {
       const auth = await signedInMember(request, reply, sessionExpired)
       return app.memberSessions.activeToken(auth).catch(async (err: unknown) => {
-        if (err instanceof SessionExpiredError) await endSession(request, reply)
+        if (err instanceof SessionExpiredError) await tokensGone(request, reply)
         throw err
       })
     }

@@ -1,11 +1,57 @@
 /**
- * A tiny cookie-keeping HTTP client that behaves enough like a browser for end-to-end login tests:
- * one jar per host:port, redirects followed by hand, forms parsed and posted.
+ * A tiny cookie-keeping HTTP client that behaves like a browser where the tests need it: one jar per
+ * host:port, redirects followed by hand, forms parsed and posted, and the cookie rules browsers enforce —
+ * `Secure` cookies only from and to https origins, and a `__Host-` cookie (set or cleared) ignored unless it
+ * is `Secure`, `Path=/` and without `Domain` (RFC 6265bis §4.1.3.2). Every `Set-Cookie` of the BFF's session
+ * cookie is checked on arrival by one shared assertion (`assertSessionCookies`).
  */
 
 interface StoredCookie {
   value: string
   expiresAt?: number
+  secure: boolean
+}
+
+/** Origins (host:port) served over https by a TLS-terminating front: requested over plain http on loopback. */
+const tlsTerminated = new Set<string>()
+
+/** Browsers treat `hostPort` as an https origin, reached on the wire through a TLS-terminating front. */
+export function terminateTlsFor(hostPort: string): void {
+  tlsTerminated.add(hostPort)
+}
+
+const SESSION_COOKIE = /^(__Host-)?epcc-bff$/
+
+/**
+ * The one assertion over every `Set-Cookie` of the session cookie, in every deployment: at most one per name
+ * in a response, each with `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`, and `Secure` exactly when the
+ * origin is https. Throws, so that no test can pass over a wrong cookie.
+ */
+export function assertSessionCookies(lines: string[], secureOrigin: boolean): void {
+  const seen = new Set<string>()
+  for (const line of lines) {
+    const [pair = '', ...parts] = line.split(';')
+    const name = pair.slice(0, pair.indexOf('=')).trim()
+    if (!SESSION_COOKIE.test(name)) continue
+    const where = `Set-Cookie ${name}=…;${parts.join(';')}`
+    if (seen.has(name)) throw new Error(`two Set-Cookie lines for ${name} in one response: ${where}`)
+    seen.add(name)
+    const attrs = new Map(
+      parts.map((p) => {
+        const [k = '', ...v] = p.split('=')
+        return [k.trim().toLowerCase(), v.join('=').trim()] as const
+      }),
+    )
+    const problems = [
+      !attrs.has('httponly') && 'no HttpOnly',
+      attrs.get('samesite')?.toLowerCase() !== 'lax' && 'not SameSite=Lax',
+      attrs.get('path') !== '/' && 'not Path=/',
+      attrs.has('domain') && 'a Domain',
+      attrs.has('secure') !== secureOrigin && (secureOrigin ? 'no Secure over https' : 'Secure over http'),
+      (name.startsWith('__Host-') !== secureOrigin) && 'the wrong name for the origin',
+    ].filter(Boolean)
+    if (problems.length > 0) throw new Error(`${where}: ${problems.join(', ')}`)
+  }
 }
 
 export class Browser {
@@ -20,12 +66,17 @@ export class Browser {
   /** One request, `redirect: 'manual'`, cookies sent from and stored into the jar. */
   async fetch(url: string | URL, init: RequestInit = {}): Promise<Response> {
     const target = new URL(url)
+    const secure = target.protocol === 'https:'
+    const wire = new URL(target)
+    if (secure && tlsTerminated.has(target.host)) wire.protocol = 'http:'
     const headers = new Headers(this.headers)
     for (const [k, v] of new Headers(init.headers)) headers.set(k, v)
-    const cookieHeader = this.cookieHeader(target.host)
+    const cookieHeader = this.cookieHeader(target.host, secure)
     if (cookieHeader && !headers.has('cookie')) headers.set('cookie', cookieHeader)
-    const response = await fetch(target, { ...init, headers, redirect: 'manual' })
-    for (const line of response.headers.getSetCookie()) this.store(target.host, line)
+    const response = await fetch(wire, { ...init, headers, redirect: 'manual' })
+    const lines = response.headers.getSetCookie()
+    assertSessionCookies(lines, secure)
+    for (const line of lines) this.store(target.host, line, secure)
     return response
   }
 
@@ -89,7 +140,7 @@ export class Browser {
   }
 
   setCookie(hostPort: string, name: string, value: string): void {
-    this.hostJar(hostPort).set(name, { value })
+    this.hostJar(hostPort).set(name, { value, secure: name.startsWith('__Host-') })
   }
 
   /** The raw `Set-Cookie` line last received for `name` (any host), for attribute assertions. */
@@ -106,16 +157,16 @@ export class Browser {
     return m
   }
 
-  private cookieHeader(hostPort: string): string {
+  private cookieHeader(hostPort: string, secure: boolean): string {
     const now = Date.now()
     const pairs: string[] = []
     for (const [name, c] of this.jar.get(hostPort) ?? []) {
-      if (c.expiresAt === undefined || c.expiresAt > now) pairs.push(`${name}=${c.value}`)
+      if ((c.expiresAt === undefined || c.expiresAt > now) && (secure || !c.secure)) pairs.push(`${name}=${c.value}`)
     }
     return pairs.join('; ')
   }
 
-  private store(hostPort: string, line: string): void {
+  private store(hostPort: string, line: string, secureOrigin: boolean): void {
     const [pair = '', ...attrParts] = line.split(';')
     const eq = pair.indexOf('=')
     if (eq < 1) return
@@ -123,6 +174,22 @@ export class Browser {
     const value = pair.slice(eq + 1).trim()
     this.rawByName.set(name, line)
     let expiresAt: number | undefined
+    let secure = false
+    let path: string | undefined
+    let domain = false
+    for (const part of attrParts) {
+      const [k = '', ...rest] = part.split('=')
+      const key = k.trim().toLowerCase()
+      const v = rest.join('=').trim()
+      if (key === 'secure') secure = true
+      else if (key === 'path') path = v
+      else if (key === 'domain') domain = true
+    }
+    // What browsers ignore: a Secure cookie from an http origin, a __Host- cookie that is not Secure, Path=/
+    // and host-only, a __Secure- cookie that is not Secure — whether it sets or clears.
+    if (secure && !secureOrigin) return
+    if (name.startsWith('__Host-') && (!secure || path !== '/' || domain)) return
+    if (name.startsWith('__Secure-') && !secure) return
     for (const part of attrParts) {
       const [k = '', ...rest] = part.split('=')
       const key = k.trim().toLowerCase()
@@ -141,7 +208,7 @@ export class Browser {
     }
     const jar = this.hostJar(hostPort)
     if (expiresAt !== undefined && expiresAt <= Date.now()) jar.delete(name)
-    else jar.set(name, expiresAt === undefined ? { value } : { value, expiresAt })
+    else jar.set(name, expiresAt === undefined ? { value, secure } : { value, expiresAt, secure })
   }
 }
 

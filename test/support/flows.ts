@@ -68,3 +68,29 @@ export function switchAccount(
 export function cookieHost(stack: Stack): string {
   return new URL(stack.bff).host
 }
+
+/** The session cookie's name in this deployment (contract §2: `__Host-` when PUBLIC_URL is https). */
+export function sessionCookie(stack: Stack): string {
+  return stack.publicUrl.startsWith('https:') ? '__Host-epcc-bff' : 'epcc-bff'
+}
+
+/** Another browser (a tab whose request left before the cookie changed) holding `browser`'s session cookie now. */
+export function withCookieOf(stack: Stack, browser: Browser): Browser {
+  const copy = new Browser()
+  const name = sessionCookie(stack)
+  copy.setCookie(cookieHost(stack), name, browser.cookie(cookieHost(stack), name) ?? '')
+  return copy
+}
+
+/** Resolves once the simulator has received a request that `match` accepts (it is then in flight). */
+export async function inFlightAtEpcc(
+  stack: Stack,
+  match: (r: { method: string; path: string; body: unknown }) => boolean,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs
+  while (!stack.sim.log.some(match)) {
+    if (Date.now() > until) throw new Error('the request never reached the simulator')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}

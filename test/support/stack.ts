@@ -9,7 +9,11 @@ import {
 import { freePort } from '../../dev/net.js'
 import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import type { KeyValueStore } from '../../src/session/kv.js'
+import { Redis } from 'ioredis'
+import { type KeyValueStore, MemoryKeyValueStore } from '../../src/session/kv.js'
+import { RedisKeyValueStore } from '../../src/session/redis.js'
+import { terminateTlsFor } from './browser.js'
+import { startFront } from './front.js'
 
 export const SESSION_SECRET = 'test-session-secret-0123456789abcdef'
 export const FRONTEND = 'http://shop.test:8080'
@@ -36,11 +40,31 @@ export interface Stack {
   bff: string
   publicUrl: string
   logs: LogCapture
+  deployment: Deployment
+  /** How many live keys the BFF's store holds under `prefix` (`sess:`, `vault:`, `replaced:`, …). */
+  countKeys(prefix: string): Promise<number>
   /** Starts another BFF process-alike on the same simulator and environment (a second replica). */
   replica(env?: Record<string, string>, kv?: KeyValueStore): Promise<{ app: FastifyInstance; bff: string }>
 }
 
+/**
+ * Where the BFF runs: plain http with the memory store; https behind a TLS-terminating front (`TRUST_PROXY`,
+ * `X-Forwarded-Proto: https`) with the memory store; https with Redis and two replicas behind a front that
+ * balances each request across them. Cookie, session and proxy tests run the same assertions in each.
+ */
+export type Deployment = 'http' | 'https' | 'redis'
+export const DEPLOYMENTS: readonly Deployment[] = ['http', 'https', 'redis']
+
+/** Runs `body` once in each deployment, as a subtest named after it. */
+export function inEachDeployment(t: Test, body: (t: Test, deployment: Deployment) => Promise<void>): void {
+  for (const deployment of DEPLOYMENTS) t.test(`deployment: ${deployment}`, (t) => body(t, deployment))
+}
+
+export const REDIS_TEST_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379'
+
 export interface StackOptions {
+  /** Plain http with the memory store by default. */
+  deployment?: Deployment
   sim?: Partial<EpccSimulatorOptions>
   env?: Record<string, string>
   /** The path PUBLIC_URL carries ('' = served at the root). */
@@ -56,8 +80,10 @@ export interface StackOptions {
  */
 export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stack> {
   const basePath = opts.basePath ?? ''
+  const deployment = opts.deployment ?? 'http'
   const port = await freePort()
-  const publicUrl = `http://127.0.0.1:${port}${basePath}`
+  const frontPort = deployment === 'http' ? port : await freePort()
+  const publicUrl = `${deployment === 'http' ? 'http' : 'https'}://127.0.0.1:${frontPort}${basePath}`
   const sim = await startEpccSimulator({
     idp: 'direct',
     redirectUris: [`${publicUrl}/oauth2/callback`],
@@ -74,7 +100,23 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
     SESSION_SECRET,
     EPCC_TIMEOUT_MS: '1500',
     LOG_LEVEL: 'info',
+    ...(deployment === 'http' ? {} : { TRUST_PROXY: 'true' }),
     ...opts.env,
+  }
+  // Replicas share one Redis under a key prefix of their own: other test processes use the same server.
+  const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}:`
+  const memory = deployment === 'redis' || opts.kv ? undefined : new MemoryKeyValueStore()
+  const kvFor = (given?: KeyValueStore): KeyValueStore | undefined =>
+    given ?? (deployment === 'redis' ? new RedisKeyValueStore(REDIS_TEST_URL, { prefix }) : undefined)
+  const countKeys = async (keyPrefix: string): Promise<number> => {
+    if (memory) return memory.count(keyPrefix)
+    if (deployment !== 'redis') throw new Error('countKeys: the store was passed in')
+    const redis = new Redis(REDIS_TEST_URL)
+    try {
+      return (await redis.keys(`${prefix}${keyPrefix}*`)).length
+    } finally {
+      redis.disconnect()
+    }
   }
   const logs = new LogCapture()
   const start = async (env: Record<string, string>, listenPort: number, kv?: KeyValueStore) => {
@@ -89,16 +131,31 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
     const actual = typeof address === 'object' && address ? address.port : listenPort
     return { app, bff: `http://127.0.0.1:${actual}${basePath}` }
   }
-  const { app, bff } = await start(baseEnv, port, opts.kv)
-  await app.realm.refresh()
+  const first = await start(baseEnv, port, kvFor(opts.kv ?? memory))
+  await first.app.realm.refresh()
+  let bff = first.bff
+  if (deployment !== 'http') {
+    const upstreams = [first.bff]
+    if (deployment === 'redis') {
+      const second = await start(baseEnv, 0, kvFor())
+      await second.app.realm.refresh()
+      upstreams.push(second.bff)
+    }
+    const front = await startFront(frontPort, () => upstreams.map((u) => new URL(u).origin), { proto: 'https' })
+    t.teardown(() => front.close())
+    terminateTlsFor(`127.0.0.1:${frontPort}`)
+    bff = publicUrl
+  }
   return {
     sim,
-    app,
+    app: first.app,
     bff,
     publicUrl,
     logs,
+    deployment,
+    countKeys,
     replica: async (env = {}, kv) => {
-      const replica = await start({ ...baseEnv, ...env }, 0, kv)
+      const replica = await start({ ...baseEnv, ...env }, 0, kvFor(kv))
       await replica.app.realm.refresh()
       return replica
     },
