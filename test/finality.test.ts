@@ -43,7 +43,13 @@ inEachDeployment(t, async (t, deployment) => {
     const oldCookie = withCookieOf(stack, browser)
     // Into the renewal window (the last 2.5 s of a 10 s token), with a margin for a busy machine.
     await sleep((TOKEN_TTL_S - 2) * 1000)
-    stack.sim.fault({ method: 'POST', path: '/v2/account-members/tokens', kind: 'delay', delayMs: HOLD_MS, times: 1 })
+    stack.sim.fault({
+      method: 'POST',
+      path: '/v2/account-members/tokens',
+      kind: 'delay',
+      delayMs: HOLD_MS,
+      times: 1,
+    })
 
     const late = api(stack, browser, '/api/epcc/v2/carts')
     await inFlightAtEpcc(stack, isTokenCall('account_management_authentication_token'))
@@ -68,7 +74,13 @@ inEachDeployment(t, async (t, deployment) => {
     // 150 accounts: the page past the first 100 is read from EPCC (and remembered in the session).
     const { browser, member } = await signedIn(stack, 150)
     const tabB = withCookieOf(stack, browser)
-    stack.sim.fault({ method: 'POST', path: '/v2/account-members/tokens', kind: 'delay', delayMs: HOLD_MS, times: 1 })
+    stack.sim.fault({
+      method: 'POST',
+      path: '/v2/account-members/tokens',
+      kind: 'delay',
+      delayMs: HOLD_MS,
+      times: 1,
+    })
 
     const late = api(stack, tabB, '/session/accounts?page[offset]=100&page[limit]=25')
     await inFlightAtEpcc(stack, isTokenCall('account_management_authentication_token'))
@@ -88,19 +100,31 @@ inEachDeployment(t, async (t, deployment) => {
 
     const now = await api(stack, browser, '/session')
     t.equal(now.status, 200, 'the browser is signed in')
-    t.equal(((await now.json()) as { activeAccount: { id: string } }).activeAccount.id, member.accounts[1]?.id)
+    t.equal(
+      ((await now.json()) as { activeAccount: { id: string } }).activeAccount.id,
+      member.accounts[1]?.id,
+    )
     stack.sim.clearLog()
     t.equal((await api(stack, browser, '/api/epcc/v2/carts')).status, 200)
     const sent = stack.sim.calls('GET', '/v2/carts')[0]?.headers[ACCOUNT_TOKEN] ?? ''
     const claims = JSON.parse(Buffer.from(sent.split('.')[1] ?? '', 'base64url').toString('utf8'))
-    t.ok(JSON.stringify(claims).includes(member.accounts[1]?.id ?? '-'), "EPCC calls carry the second account's token")
+    t.ok(
+      JSON.stringify(claims).includes(member.accounts[1]?.id ?? '-'),
+      "EPCC calls carry the second account's token",
+    )
   })
 
   t.test('a switch in flight while the browser logs out does not sign it back in', async (t) => {
     const stack = await startStack(t, { deployment })
     const { browser, member } = await signedIn(stack, 150)
     // Account 120 is not among the tokens held: the switch reads EPCC's list, held at the simulator.
-    stack.sim.fault({ method: 'POST', path: '/v2/account-members/tokens', kind: 'delay', delayMs: HOLD_MS, times: 1 })
+    stack.sim.fault({
+      method: 'POST',
+      path: '/v2/account-members/tokens',
+      kind: 'delay',
+      delayMs: HOLD_MS,
+      times: 1,
+    })
     const late = switchAccount(stack, withCookieOf(stack, browser), member.accounts[120]?.id)
     await inFlightAtEpcc(stack, isTokenCall('account_management_authentication_token'))
     t.equal((await api(stack, browser, '/auth/logout', { method: 'POST' })).status, 204)
@@ -140,9 +164,17 @@ inEachDeployment(t, async (t, deployment) => {
       t.equal(response.status, 401, path)
       t.equal(await errorOf(response), path === '/session' ? 'unauthenticated' : 'session_expired', path)
       t.equal(sessionCookieLines(stack, response).length, 1, `${path}: the cookie is expired`)
-      t.equal(stale.cookie(cookieHost(stack), sessionCookie(stack)), undefined, `${path}: the browser dropped it`)
+      t.equal(
+        stale.cookie(cookieHost(stack), sessionCookie(stack)),
+        undefined,
+        `${path}: the browser dropped it`,
+      )
       // With the stale cookie gone, anonymous catalogue browsing works again.
-      t.equal((await api(stack, stale, '/api/epcc/catalog/products')).status, 200, `${path}: then browsing works`)
+      t.equal(
+        (await api(stack, stale, '/api/epcc/catalog/products')).status,
+        200,
+        `${path}: then browsing works`,
+      )
     }
   })
 

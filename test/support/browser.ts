@@ -48,7 +48,7 @@ export function assertSessionCookies(lines: string[], secureOrigin: boolean): vo
       attrs.get('path') !== '/' && 'not Path=/',
       attrs.has('domain') && 'a Domain',
       attrs.has('secure') !== secureOrigin && (secureOrigin ? 'no Secure over https' : 'Secure over http'),
-      (name.startsWith('__Host-') !== secureOrigin) && 'the wrong name for the origin',
+      name.startsWith('__Host-') !== secureOrigin && 'the wrong name for the origin',
     ].filter(Boolean)
     if (problems.length > 0) throw new Error(`${where}: ${problems.join(', ')}`)
   }
@@ -161,7 +161,8 @@ export class Browser {
     const now = Date.now()
     const pairs: string[] = []
     for (const [name, c] of this.jar.get(hostPort) ?? []) {
-      if ((c.expiresAt === undefined || c.expiresAt > now) && (secure || !c.secure)) pairs.push(`${name}=${c.value}`)
+      if ((c.expiresAt === undefined || c.expiresAt > now) && (secure || !c.secure))
+        pairs.push(`${name}=${c.value}`)
     }
     return pairs.join('; ')
   }

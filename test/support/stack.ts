@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import {
   type EpccSimulator,
@@ -9,7 +10,6 @@ import {
 import { freePort } from '../../dev/net.js'
 import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { Redis } from 'ioredis'
 import { type KeyValueStore, MemoryKeyValueStore } from '../../src/session/kv.js'
 import { RedisKeyValueStore } from '../../src/session/redis.js'
 import { terminateTlsFor } from './browser.js'
@@ -141,7 +141,9 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
       await second.app.realm.refresh()
       upstreams.push(second.bff)
     }
-    const front = await startFront(frontPort, () => upstreams.map((u) => new URL(u).origin), { proto: 'https' })
+    const front = await startFront(frontPort, () => upstreams.map((u) => new URL(u).origin), {
+      proto: 'https',
+    })
     t.teardown(() => front.close())
     terminateTlsFor(`127.0.0.1:${frontPort}`)
     bff = publicUrl
