@@ -10,11 +10,17 @@ import type { AddressInfo } from 'node:net'
 export async function startFront(
   port: number,
   upstreams: () => string[],
-  opts: { proto: 'http' | 'https' },
+  opts: {
+    proto: 'http' | 'https'
+    host?: string
+    /** Holds a request on its way (as a slow network would) until the promise settles. */
+    hold?: (method: string, path: string) => Promise<void> | undefined
+  },
 ): Promise<{ close(): Promise<void> }> {
   const agent = new Agent({ keepAlive: true })
   let next = 0
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(async (req, res) => {
+    await opts.hold?.(req.method ?? '', req.url ?? '')
     const targets = upstreams()
     const target = new URL(targets[next++ % targets.length] ?? '')
     const headers = { ...req.headers, 'x-forwarded-proto': opts.proto, 'x-forwarded-for': '203.0.113.7' }
@@ -30,7 +36,7 @@ export async function startFront(
     })
     req.pipe(upstream)
   })
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  await new Promise<void>((resolve) => server.listen(port, opts.host ?? '127.0.0.1', resolve))
   const address = server.address() as AddressInfo
   if (address.port !== port) throw new Error('the front did not listen where asked')
   return {
