@@ -9,6 +9,7 @@ import { chromium, type Page } from 'playwright-core'
 import t from 'tap'
 import { startDemo } from '../dev/demo-stack.js'
 import { freePort } from '../dev/net.js'
+import { startFront } from './support/front.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const CHROMIUM_ARGS = [
@@ -73,21 +74,38 @@ if (!existsSync(CHROMIUM)) {
         return ((await r.json()) as { data: Array<{ id: string }> }).data.map((a) => a.id)
       }, `${demo.bffUrl}/session/accounts`)) as string[]
 
-      // The second tab's cart call is held at EPCC while the first tab switches account.
-      demo.sim.fault({ method: 'GET', path: '/v2/carts', kind: 'delay', delayMs: 800, times: 1 })
-      const inFlight = call(second, `${demo.bffUrl}/api/epcc/v2/carts`)
-      const deadline = Date.now() + 5000
-      while (!demo.sim.log.some((r) => r.method === 'GET' && r.path === '/v2/carts') && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 10))
+      // The second tab's cart call leaves with the cookie the browser holds now and is held on its way (as a
+      // slow network would) by a front on another port of the same host — cookies ignore ports — until the
+      // first tab has switched account: it reaches the BFF with a replaced id.
+      let release = () => {}
+      const released = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      let arrived = () => {}
+      const held = new Promise<void>((resolve) => {
+        arrived = resolve
+      })
+      const slowPort = await freePort()
+      const slow = await startFront(slowPort, () => [demo.bffUrl], {
+        proto: 'http',
+        host: 'localhost',
+        // The call itself, not its CORS preflight.
+        hold: (method, path) => {
+          if (method !== 'GET' || !path.startsWith('/api/epcc/v2/carts')) return undefined
+          arrived()
+          return released
+        },
+      })
+      t.teardown(() => slow.close())
+      const inFlight = call(second, `http://localhost:${slowPort}/api/epcc/v2/carts`)
+      await held
       const switched = await call(first, `${demo.bffUrl}/session/active-account`, {
         method: 'PUT',
         body: JSON.stringify({ accountId: accounts[1] }),
       })
       t.equal(switched.status, 200, 'the first tab switched')
       release()
-      const late = await inFlight
-      await second.unroute(`${demo.bffUrl}/api/epcc/v2/carts`)
-      t.same(late, { status: 401, error: 'session_replaced' }, 'the late call is told to retry')
+      t.same(await inFlight, { status: 401, error: 'session_replaced' }, 'the late call is told to retry')
       const cookies = await context.cookies(demo.bffUrl)
       t.equal(cookies.filter((c) => c.name === 'epcc-bff').length, 1, 'the browser still holds its cookie')
       t.same(
