@@ -12,6 +12,7 @@
 export type BffErrorCode =
   | 'unauthenticated'
   | 'session_expired'
+  | 'session_replaced'
   | 'csrf'
   | 'unknown_account'
   | 'unknown_profile'
@@ -93,11 +94,15 @@ export function createBffClient(baseUrl: string, options: { fetch?: typeof fetch
   const base = baseUrl.replace(/\/+$/, '')
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init))
 
-  const call = async (path: string, init: RequestInit = {}): Promise<Response> => {
+  const call = async (path: string, init: RequestInit = {}, retried = false): Promise<Response> => {
     const headers = new Headers(init.headers)
     headers.set('X-CSRF', '1')
     const response = await doFetch(`${base}${path}`, { ...init, headers, credentials: 'include' })
     const error = await bffError(response)
+    // Another tab's login or account switch gave this browser a newer cookie while the request was on its
+    // way: sent again, it carries that cookie. Once only. (A stream body cannot be sent twice.)
+    if (error?.code === 'session_replaced' && !retried && !(init.body instanceof ReadableStream))
+      return call(path, init, true)
     if (error) throw error
     return response
   }

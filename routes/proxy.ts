@@ -73,7 +73,8 @@ const proxy: FastifyPluginAsync = async (app) => {
       description:
         'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
         "account's token. EPCC's status, headers (but Set-Cookie) and body come back unchanged. The BFF itself " +
-        'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired, 403 csrf, 413 ' +
+        'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired (cookie expired) or ' +
+        '401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
         'payload_too_large, 502/504 upstream_unavailable.',
       tags: ['proxy'],
       security: [{ csrfHeader: [] }, { sessionCookie: [], csrfHeader: [] }],

@@ -15,7 +15,11 @@ const error = (description: string) => ({ ...ErrorBody, description })
 export const errors = {
   badRequest: { 400: error('`bad_request`: a malformed query or body') },
   csrf: { 403: error('`csrf`: no `X-CSRF: 1`, or a foreign `Origin`') },
-  unauthenticated: { 401: error('`unauthenticated`: no live session') },
+  unauthenticated: {
+    401: error(
+      '`unauthenticated`: no live session (the cookie is expired when it named one that ended); `session_replaced`: a login or account switch in another tab replaced this id — retry once, no cookie change',
+    ),
+  },
   notFound: (description: string) => ({ 404: error(description) }),
   rateLimited: { 429: error('`rate_limited`, with `Retry-After`') },
   unavailable: { 503: error('`upstream_unavailable`, `session_store_unavailable` or `overloaded`') },

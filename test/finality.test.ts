@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { createBffClient } from '../client/index.js'
 import { Browser } from './support/browser.js'
 import {
   api,
@@ -152,6 +153,32 @@ inEachDeployment(t, async (t, deployment) => {
     t.equal((await api(stack, browser, '/session')).status, 200, 'the browser is still signed in')
     t.equal((await api(stack, browser, '/api/epcc/v2/carts')).status, 200)
   })
+
+  t.test(
+    'the typed client retries once on session_replaced, with the cookie the browser holds then',
+    async (t) => {
+      const stack = await startStack(t, { deployment })
+      const { browser, member } = await signedIn(stack, 2)
+      const staleTab = withCookieOf(stack, browser)
+      t.equal((await switchAccount(stack, browser, member.accounts[1]?.id)).status, 200)
+      let sent = 0
+      // The first send left with the old cookie; the retry carries the browser's current one.
+      const bff = createBffClient(stack.bff, {
+        fetch: (input, init) => (sent++ === 0 ? staleTab : browser).fetch(String(input), init),
+      })
+      t.equal((await bff.getSession()).activeAccount.id, member.accounts[1]?.id)
+      t.equal(sent, 2, 'sent twice')
+      let stale = 0
+      const stuck = createBffClient(stack.bff, {
+        fetch: (input, init) => {
+          stale++
+          return staleTab.fetch(String(input), init)
+        },
+      })
+      await t.rejects(stuck.getSession(), { code: 'session_replaced' })
+      t.equal(stale, 2, 'and only once again')
+    },
+  )
 
   t.test('an ended id gets its cookie expired, with the attributes it was set with', async (t) => {
     const stack = await startStack(t, { deployment })
