@@ -231,12 +231,15 @@ export class MemberSessions {
 
   /** Moves the expiry of the session's tokens to its (new) deadline: nothing outlives its session. */
   async keep(auth: SignedIn): Promise<void> {
-    await this.vault.expire(auth.vaultId, this.ttl(auth))
+    await Promise.all([
+      this.vault.expire(auth.vaultId, this.ttl(auth)),
+      this.kv.expire(accountIdsKey(auth.vaultId), this.ttl(auth)),
+    ])
   }
 
-  /** Deletes the session's tokens. */
+  /** Deletes the session's tokens (and the account list, when it was read). */
   async end(auth: SignedIn): Promise<void> {
-    await this.vault.delete(auth.vaultId)
+    await Promise.all([this.vault.delete(auth.vaultId), this.kv.delete(accountIdsKey(auth.vaultId))])
   }
 
   private renewUnderLock(auth: SignedIn): Promise<SignedIn> {
@@ -302,10 +305,15 @@ export class MemberSessions {
     entry: VaultEntry,
     accountId: string,
   ): Promise<{ token: AccountToken; index: number } | undefined> {
+    // Once every page was read, the member's account ids are known: a switch to any other account is
+    // refused without asking EPCC again.
+    const known = await this.kv.get(accountIdsKey(auth.vaultId))
+    if (known !== undefined && !(JSON.parse(known) as string[]).includes(accountId)) return undefined
     const activeToken = this.activeEntry(auth, entry).token
     // Pages of 100 from EPCC's list, the one last listed first; each at most once.
     const pages = Math.ceil(auth.accountCount / MAX_PAGE_LIMIT)
     const first = Math.floor((auth.listedOffset ?? 0) / MAX_PAGE_LIMIT)
+    const seen: string[] = []
     for (let n = 0; n < pages; n++) {
       const offset = ((first + n) % pages) * MAX_PAGE_LIMIT
       const page = await this.epcc
@@ -324,7 +332,11 @@ export class MemberSessions {
           throw new SessionExpiredError()
         return { token: found, index: offset + i }
       }
+      for (const t of page.tokens) seen.push(t.accountId)
     }
+    // Only while the session lives: the list goes with its tokens.
+    if (await this.vault.expire(auth.vaultId, this.ttl(auth)))
+      await this.kv.set(accountIdsKey(auth.vaultId), JSON.stringify(seen), this.ttl(auth))
     return undefined
   }
 
@@ -344,6 +356,11 @@ export class MemberSessions {
   private ttl(auth: SignedIn): number {
     return sessionDeadline(auth, this.policy) - this.now()
   }
+}
+
+/** Every account id of the member, once all of EPCC's pages were read (for a member of over 100 accounts). */
+function accountIdsKey(vaultId: string): string {
+  return `accounts:${vaultId}`
 }
 
 function pickToken(state: SignedIn): Pick<SignedIn, 'tokenIssuedAt' | 'tokenExpiresAt'> {

@@ -287,3 +287,21 @@ t.test('a read that changes nothing writes no session record and sends no cookie
     'the cookie is unchanged throughout',
   )
 })
+
+t.test(
+  'a switch to an account the member does not have costs no EPCC call once the list is known',
+  async (t) => {
+    const stack = await startStack(t)
+    // 250 accounts: only the first 100 tokens are held; the rest are looked up in EPCC's list.
+    const { browser } = await signedIn(stack, 250)
+    const stranger = '00000000-0000-4000-8000-000000000001'
+    const tokenCalls = () => stack.sim.calls('POST', '/v2/account-members/tokens').length
+    const before = tokenCalls()
+    const first = await switchAccount(stack, browser, stranger)
+    t.equal(first.status, 404)
+    t.equal(tokenCalls() - before, 3, 'the first look-up reads the three pages of the list')
+    for (let i = 0; i < 5; i++) t.equal((await switchAccount(stack, browser, stranger)).status, 404)
+    t.equal(tokenCalls() - before, 3, 'the next ones ask EPCC nothing')
+    t.equal((await api(stack, browser, '/session')).status, 200, 'the session is unchanged')
+  },
+)
