@@ -105,12 +105,14 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
   }
   // Replicas share one Redis under a key prefix of their own: other test processes use the same server.
   const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}:`
-  const memory = deployment === 'redis' || opts.kv ? undefined : new MemoryKeyValueStore()
+  // The memory store the harness can count keys in, unless the store is Redis or given.
+  const memory =
+    deployment === 'redis' || opts.kv || opts.env?.REDIS_URL ? undefined : new MemoryKeyValueStore()
   const kvFor = (given?: KeyValueStore): KeyValueStore | undefined =>
     given ?? (deployment === 'redis' ? new RedisKeyValueStore(REDIS_TEST_URL, { prefix }) : undefined)
   const countKeys = async (keyPrefix: string): Promise<number> => {
     if (memory) return memory.count(keyPrefix)
-    if (deployment !== 'redis') throw new Error('countKeys: the store was passed in')
+    if (deployment !== 'redis') throw new Error('countKeys: the store was passed in or set by REDIS_URL')
     const redis = new Redis(REDIS_TEST_URL)
     try {
       return (await redis.keys(`${prefix}${keyPrefix}*`)).length
