@@ -5,7 +5,7 @@
  *   npm run sim -- [--public-url http://localhost:3000] [--frontend-url http://localhost:3001] [--port 3100]
  *
  * The simulator accepts exactly one redirect_uri: `<public-url>/oauth2/callback`. Its API listens on
- * `--port`, its authorization host on the next port, the IdP on the one after.
+ * `--port`, its authorization host on the next port, the IdP on the one after (`--port 0`: any free ports).
  */
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
@@ -35,7 +35,7 @@ try {
 }
 
 const port = Number(args.port)
-if (!Number.isInteger(port) || port < 1 || port > 65533) fail(`--port must be a port number\n${USAGE}`)
+if (!Number.isInteger(port) || port < 0 || port > 65533) fail(`--port must be a port number\n${USAGE}`)
 const publicUrl = urlArg('--public-url', args['public-url'])
 const frontendUrl = urlArg('--frontend-url', args['frontend-url'])
 
@@ -50,8 +50,8 @@ function urlArg(name: string, value: string): string {
 const sim = await startEpccSimulator({
   host: '127.0.0.1',
   apiPort: port,
-  authPort: port + 1,
-  idpPort: port + 2,
+  authPort: port && port + 1,
+  idpPort: port && port + 2,
   idp: 'real',
   redirectUris: [`${publicUrl}/oauth2/callback`],
   profiles: [{ name: 'Acme SSO' }],
@@ -61,6 +61,11 @@ const sim = await startEpccSimulator({
   return fail(hint ? `${hint} (npm run sim -- --port N uses N, N+1 and N+2)` : String(err))
 })
 const { ada, nora, rex, password } = seedDemoMembers(sim)
+// A BFF on this machine listens on PUBLIC_URL's port; behind a proxy, PORT is the proxy's business.
+const local = new URL(publicUrl)
+const portLine = ['localhost', '127.0.0.1'].includes(local.hostname)
+  ? `PORT=${local.port || (local.protocol === 'https:' ? 443 : 80)}\n`
+  : ''
 
 process.stdout.write(`EPCC simulator is running (API ${sim.apiUrl}, authorization host ${sim.authUrl}, IdP ${sim.idpUrl}).
 It accepts one redirect_uri: ${publicUrl}/oauth2/callback
@@ -71,7 +76,7 @@ EPCC_CLIENT_ID=${sim.clientId}
 PUBLIC_URL=${publicUrl}
 FRONTEND_URL=${frontendUrl}
 SESSION_SECRET=${randomBytes(36).toString('base64url')}
-
+${portLine}
 Logins at the IdP (password for all: ${password}):
   ${ada.email}    member of ${ada.accounts.length} accounts
   ${nora.email}   member of no account (the login ends with no_accounts)

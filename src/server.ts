@@ -28,7 +28,13 @@ async function main(): Promise<void> {
     await app.close()
     app.log.info('closed')
   })
-  await app.listen({ host: config.host, port: config.port })
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    process.stderr.write(`server: port ${config.port} is already in use: stop what holds it, or set PORT\n`)
+    process.exit(1)
+  }
 }
 
 await main()

@@ -1,0 +1,136 @@
+/**
+ * The README's path from the demo to your own setup, with real processes: `npm run sim` prints an
+ * environment; `npm run check` with it passes, and fails on a wrong client id with a line that says so;
+ * `npm start` with it completes a login through the IdP's form.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { freePort } from '../dev/net.js'
+import { Browser, idpLogin } from './support/browser.js'
+
+const ROOT = join(import.meta.dirname, '..')
+// The same TypeScript loader `npm run sim` uses, by URL: the processes run in a directory of their own.
+const TSX = import.meta.resolve('tsx')
+
+interface Run {
+  child: ChildProcess
+  output: () => string
+  exited: Promise<number | null>
+}
+
+function run(script: string, args: string[], opts: { cwd: string; env?: Record<string, string> }): Run {
+  const child = spawn(process.execPath, ['--import', TSX, join(ROOT, script), ...args], {
+    cwd: opts.cwd,
+    env: { PATH: process.env.PATH ?? '', ...opts.env },
+  })
+  let output = ''
+  child.stdout?.on('data', (chunk) => {
+    output += chunk
+  })
+  child.stderr?.on('data', (chunk) => {
+    output += chunk
+  })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { child, output: () => output, exited }
+}
+
+/** Resolves once `pattern` shows in the output; rejects if the process ends first. */
+async function waitFor(proc: Run, pattern: RegExp): Promise<void> {
+  while (!pattern.test(proc.output())) {
+    const ended = await Promise.race([proc.exited.then(() => true), sleep(50).then(() => false)])
+    if (ended && !pattern.test(proc.output()))
+      throw new Error(`process ended before ${pattern}:\n${proc.output()}`)
+  }
+}
+
+/** Polls `/healthz` until the server answers; rejects if the process ends first. */
+async function untilHealthy(proc: Run, base: string): Promise<void> {
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`server exited:\n${proc.output()}`)
+    const ok = await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (ok) return
+    await sleep(50)
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function stop(proc: Run) {
+  if (proc.child.exitCode === null) proc.child.kill('SIGTERM')
+  await proc.exited
+}
+
+t.test('npm run sim, npm run check and npm start, as the README walks them', async (t) => {
+  const bffPort = await freePort()
+  const publicUrl = `http://localhost:${bffPort}`
+  const dir = mkdtempSync(join(tmpdir(), 'bff-getting-started-'))
+
+  const sim = run('dev/sim.ts', ['--port', '0', '--public-url', publicUrl], { cwd: ROOT })
+  t.teardown(() => stop(sim))
+  await waitFor(sim, /Press Ctrl-C to stop/)
+  const env = sim
+    .output()
+    .split('\n')
+    .filter((line) => /^[A-Z_]+=/.test(line))
+  t.same(
+    env.map((line) => line.split('=')[0]),
+    ['EPCC_BASE_URL', 'EPCC_CLIENT_ID', 'PUBLIC_URL', 'FRONTEND_URL', 'SESSION_SECRET', 'PORT'],
+    'the simulator prints the environment npm start needs',
+  )
+  t.ok(env.includes(`PUBLIC_URL=${publicUrl}`), 'with the public URL it was given')
+  t.ok(env.includes(`PORT=${bffPort}`), 'and the port that URL names')
+  writeFileSync(join(dir, '.env'), `${env.join('\n')}\nLOG_LEVEL=warn\n`)
+
+  const check = run('src/check.ts', [], { cwd: dir })
+  t.equal(await check.exited, 0, 'npm run check passes against the simulator')
+  const lines = check.output().trim().split('\n')
+  for (const subject of ['store token', 'realm', 'redirect_uri', 'OIDC profiles', 'sessions']) {
+    t.ok(
+      lines.some((l) => l.startsWith(`ok    ${subject}:`)),
+      `a line says ${subject} is fine`,
+    )
+  }
+  t.ok(lines.includes(`register this redirect_uri in the realm: ${publicUrl}/oauth2/callback`))
+  t.equal(lines.at(-1), 'check passed')
+
+  const wrong = run('src/check.ts', [], { cwd: dir, env: { EPCC_CLIENT_ID: 'not-the-client-id' } })
+  t.equal(await wrong.exited, 1, 'a wrong client id fails the check')
+  t.match(
+    wrong.output(),
+    /^FAIL {2}store token: EPCC refused EPCC_CLIENT_ID \(HTTP 401\)/m,
+    '…with a line that says so',
+  )
+  t.notMatch(wrong.output(), /not-the-client-id/, 'and no configured value is echoed')
+
+  const elsewhere = run('src/check.ts', [], { cwd: dir, env: { PUBLIC_URL: 'http://localhost:1' } })
+  t.equal(await elsewhere.exited, 1, 'a PUBLIC_URL the realm does not know fails the check')
+  t.match(
+    elsewhere.output(),
+    /^FAIL {2}redirect_uri: http:\/\/localhost:1\/oauth2\/callback is not in the realm's redirect_uris/m,
+  )
+
+  const server = run('src/server.ts', [], { cwd: dir })
+  t.teardown(() => stop(server))
+  await untilHealthy(server, publicUrl)
+  const browser = new Browser()
+  const start = await browser.fetch(`${publicUrl}/auth/login?returnTo=%2F`)
+  t.equal(start.status, 302, 'npm start serves /auth/login')
+  const isCallback = (u: URL) => u.href.startsWith(`${publicUrl}/oauth2/callback`)
+  const callback = await idpLogin(
+    browser,
+    start.headers.get('location') ?? '',
+    { email: 'ada@example.com', password: 'demo-password' },
+    isCallback,
+  )
+  const landing = await browser.fetch(callback)
+  t.equal(landing.headers.get('location'), `${env.find((l) => l.startsWith('FRONTEND_URL='))?.slice(13)}/`)
+  const session = await browser.fetch(`${publicUrl}/session`, { headers: { 'X-CSRF': '1' } })
+  t.equal(session.status, 200, 'signed in')
+  t.match(await session.json(), { member: { email: 'ada@example.com' }, accountCount: 12 })
+})
