@@ -116,6 +116,14 @@ interface Stored {
   expiresAt: number
 }
 
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+])
+
 /** A per-provider in-memory adapter (oidc-provider's own one warns on every start). */
 function memoryAdapter() {
   const store = new Map<string, Stored>()
@@ -136,7 +144,9 @@ function memoryAdapter() {
       const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity
       store.set(this.key(id), { payload, expiresAt })
       if (typeof payload.uid === 'string') store.set(`uid:${payload.uid}`, { payload: { id }, expiresAt })
-      if (typeof payload.grantId === 'string') {
+      // Only what a grant issued is revoked with it (oidc-provider's own memory adapter does the same): an
+      // interaction carries a grantId too, and must outlive the session that "Sign in as someone else" ends.
+      if (GRANTABLE.has(this.model) && typeof payload.grantId === 'string') {
         const members = (get(`grant:${payload.grantId}`)?.keys as string[] | undefined) ?? []
         store.set(`grant:${payload.grantId}`, {
           payload: { keys: [...members, this.key(id)] },

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { seedDemoMembers } from './demo-stack.js'
-import { startEpccSimulator } from './epcc-sim/index.js'
+import { DEFAULT_PROFILE_ID, startEpccSimulator } from './epcc-sim/index.js'
 import { busyPortHint } from './net.js'
 
 const USAGE = 'usage: npm run sim -- [--public-url URL] [--frontend-url URL] [--port N]'
@@ -54,7 +54,8 @@ const sim = await startEpccSimulator({
   idpPort: port && port + 2,
   idp: 'real',
   redirectUris: [`${publicUrl}/oauth2/callback`],
-  profiles: [{ name: 'Acme SSO' }],
+  // A fixed profile id: a BFF that read the profiles keeps working across a restart of the simulator.
+  profiles: [{ id: DEFAULT_PROFILE_ID, name: 'Acme SSO' }],
   listLogins: true,
 }).catch((err: unknown) => {
   const hint = busyPortHint(err, { [port]: '--port', [port + 1]: '--port', [port + 2]: '--port' })

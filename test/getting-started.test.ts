@@ -21,11 +21,19 @@ interface Run {
   exited: Promise<number | null>
 }
 
+// Whatever ends this file, no simulator or server it started outlives it.
+const children = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+
 function run(script: string, args: string[], opts: { cwd: string; env?: Record<string, string> }): Run {
   const child = spawn(process.execPath, ['--import', TSX, join(ROOT, script), ...args], {
     cwd: opts.cwd,
     env: { PATH: process.env.PATH ?? '', ...opts.env },
   })
+  children.add(child)
+  child.on('exit', () => children.delete(child))
   let output = ''
   child.stdout?.on('data', (chunk) => {
     output += chunk
@@ -61,8 +69,9 @@ async function untilHealthy(proc: Run, base: string): Promise<void> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** The processes keep nothing worth a graceful stop. */
 async function stop(proc: Run) {
-  if (proc.child.exitCode === null) proc.child.kill('SIGTERM')
+  if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL')
   await proc.exited
 }
 
