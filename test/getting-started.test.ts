@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -128,7 +129,12 @@ t.test('npm run sim, npm run check and npm start, as the README walks them', asy
   t.teardown(() => stop(server))
   await untilHealthy(server, publicUrl)
   const browser = new Browser()
-  const start = await browser.fetch(`${publicUrl}/auth/login?returnTo=%2F`)
+  // A fresh process on a busy machine may shed load at first (503 overloaded, Retry-After): wait as a browser would.
+  let start = await browser.fetch(`${publicUrl}/auth/login?returnTo=%2F`)
+  for (let i = 0; i < 10 && start.status === 503; i++) {
+    await sleep(1000)
+    start = await browser.fetch(`${publicUrl}/auth/login?returnTo=%2F`)
+  }
   t.equal(start.status, 302, 'npm start serves /auth/login')
   const isCallback = (u: URL) => u.href.startsWith(`${publicUrl}/oauth2/callback`)
   const callback = await idpLogin(
@@ -142,4 +148,27 @@ t.test('npm run sim, npm run check and npm start, as the README walks them', asy
   const session = await browser.fetch(`${publicUrl}/session`, { headers: { 'X-CSRF': '1' } })
   t.equal(session.status, 200, 'signed in')
   t.match(await session.json(), { member: { email: 'ada@example.com' }, accountCount: 12 })
+})
+
+t.test('a busy port is one line naming the setting that moves it, not a stack', async (t) => {
+  const held = createServer()
+  const port = await freePort()
+  await new Promise<void>((resolve) => held.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => held.close(() => resolve())))
+
+  const sim = run('dev/sim.ts', ['--port', String(port)], { cwd: ROOT })
+  t.equal(await sim.exited, 1, 'npm run sim exits 1')
+  t.equal(
+    sim.output().trim(),
+    `sim: port ${port} is already in use: stop what holds it, or set --port to another port (npm run sim -- --port N uses N, N+1 and N+2)`,
+  )
+
+  const shopPort = await freePort()
+  const demo = run('dev/demo.ts', [], {
+    cwd: ROOT,
+    env: { DEMO_BFF_PORT: String(shopPort), DEMO_SHOP_PORT: String(port) },
+  })
+  t.equal(await demo.exited, 1, 'npm run demo exits 1')
+  t.match(demo.output().trim(), new RegExp(`^demo: port ${port} is already in use: .* set DEMO_SHOP_PORT`))
+  t.notMatch(demo.output(), /\n\s+at /, 'no stack trace')
 })
