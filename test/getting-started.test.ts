@@ -150,6 +150,24 @@ t.test('npm run sim, npm run check and npm start, as the README walks them', asy
   t.match(await session.json(), { member: { email: 'ada@example.com' }, accountCount: 12 })
 })
 
+t.test(
+  'npm run check on an incomplete configuration: one FAIL line per variable, then .env.example',
+  async (t) => {
+    const empty = mkdtempSync(join(tmpdir(), 'bff-check-empty-'))
+    const check = run('src/check.ts', [], { cwd: empty, env: { SESSION_SECRET: 'short-secret-value' } })
+    t.equal(await check.exited, 1)
+    const lines = check.output().trim().split('\n')
+    for (const name of ['EPCC_CLIENT_ID', 'PUBLIC_URL', 'FRONTEND_URL', 'SESSION_SECRET']) {
+      t.ok(
+        lines.some((l) => l.startsWith(`FAIL  configuration: ${name}:`)),
+        `${name} named`,
+      )
+    }
+    t.equal(lines.at(-1)?.trim(), 'see .env.example for every variable, its default and its allowed values')
+    t.notMatch(check.output(), /short-secret-value/, 'no value echoed')
+  },
+)
+
 t.test('a busy port is one line naming the setting that moves it, not a stack', async (t) => {
   const held = createServer()
   const port = await freePort()
