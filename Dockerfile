@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# Node 24 is the active LTS (Node 20 reached end of life in April 2026); CI runs the suite on Node 24 too.
-# The code itself needs Node >= 20.19 (cookie@2 is ESM-only and require()'d by fastify's dependencies).
+# Node 24, the active LTS; the maintenance LTS works too (--build-arg NODE_IMAGE=node:22-bookworm-slim).
+# CI runs the suite on both. package.json's engines says the same: ^22.12.0 || >=24.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS base

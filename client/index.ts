@@ -8,7 +8,7 @@
  *   const carts = await (await bff.epccFetch('/v2/carts')).json()
  */
 
-/** The codes of the BFF's own error bodies (contract §3, §6). */
+/** The codes of the BFF's own error bodies (the BFF's docs/http-api.md says what each one asks of you). */
 export type BffErrorCode =
   | 'unauthenticated'
   | 'session_expired'

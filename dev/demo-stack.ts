@@ -66,13 +66,14 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
     idp: 'real',
     redirectUris: [`${bffUrl}/oauth2/callback`],
     profiles: [{ name: 'Acme SSO' }],
+    listLogins: true,
   })
   const closers: Array<() => Promise<void>> = [() => sim.close()]
   const close = async () => {
     for (const stop of closers.reverse()) await stop()
   }
   try {
-    const logins = seed(sim)
+    const logins = seedDemoMembers(sim)
     const config = loadConfig(
       {
         EPCC_BASE_URL: sim.apiUrl,
@@ -108,7 +109,8 @@ export async function startDemo(opts: DemoOptions = {}): Promise<Demo> {
   }
 }
 
-function seed(sim: EpccSimulator): DemoLogins {
+/** The demo's three members (the demo and `npm run sim`): one with 12 accounts, one with none, one refused. */
+export function seedDemoMembers(sim: EpccSimulator): DemoLogins {
   const password = DEMO_PASSWORD
   const ada = sim.addMember({
     name: 'Ada Buyer',

@@ -23,11 +23,21 @@ export interface IdpClient {
   redirect_uris: string[]
 }
 
+/** A login the form lists, so that a person trying the demo need not look it up. */
+export interface IdpListedLogin {
+  email: string
+  password: string
+  /** What signing in as this user shows, e.g. "member of 12 accounts". */
+  note: string
+}
+
 export interface IdpOptions {
   host?: string
   port?: number
   clients: IdpClient[]
   users: (email: string) => IdpUser | undefined
+  /** Logins the form lists (the demo and `npm run sim`); none by default. */
+  listedLogins?: () => IdpListedLogin[]
 }
 
 export interface Idp {
@@ -106,6 +116,14 @@ interface Stored {
   expiresAt: number
 }
 
+const GRANTABLE = new Set([
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+])
+
 /** A per-provider in-memory adapter (oidc-provider's own one warns on every start). */
 function memoryAdapter() {
   const store = new Map<string, Stored>()
@@ -126,7 +144,9 @@ function memoryAdapter() {
       const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : Infinity
       store.set(this.key(id), { payload, expiresAt })
       if (typeof payload.uid === 'string') store.set(`uid:${payload.uid}`, { payload: { id }, expiresAt })
-      if (typeof payload.grantId === 'string') {
+      // Only what a grant issued is revoked with it (oidc-provider's own memory adapter does the same): an
+      // interaction carries a grantId too, and must outlive the session that "Sign in as someone else" ends.
+      if (GRANTABLE.has(this.model) && typeof payload.grantId === 'string') {
         const members = (get(`grant:${payload.grantId}`)?.keys as string[] | undefined) ?? []
         store.set(`grant:${payload.grantId}`, {
           payload: { keys: [...members, this.key(id)] },
@@ -160,13 +180,41 @@ function memoryAdapter() {
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
-function loginPage(uid: string, email: string, error?: string): string {
+const PAGE_STYLE = `
+body{font:16px/1.5 system-ui,sans-serif;color:#1d2733;background:#f3f5f8;margin:0;padding:3rem 1rem}
+main{max-width:24rem;margin:0 auto;background:#fff;border:1px solid #d5dbe3;border-radius:10px;padding:1.5rem 1.75rem}
+h1{font-size:1.3rem;margin:0 0 .25rem}.lead{color:#5a6675;margin:0 0 1rem;font-size:.9rem}
+label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+input{box-sizing:border-box;width:100%;font:inherit;padding:.45rem .6rem;border:1px solid #b9c2cf;border-radius:6px}
+button{font:inherit;width:100%;margin-top:1.1rem;padding:.5rem;border-radius:6px;border:1px solid #3661c9;background:#3d6fe0;color:#fff;cursor:pointer}
+.error{color:#a31b1b;background:#fdeeee;border-radius:6px;padding:.4rem .6rem}
+.logins{margin-top:1.5rem;font-size:.9rem}.logins table{border-collapse:collapse;width:100%}
+.logins td{padding:.2rem .3rem;border-top:1px solid #e3e7ed}.logins code{background:#f3f5f8;padding:0 .25rem;border-radius:4px}
+.use{width:auto;margin:0;padding:.1rem .5rem;background:#fff;color:#3661c9;font-size:.85rem}`
+
+function loginsTable(logins: IdpListedLogin[]): string {
+  if (logins.length === 0) return ''
+  const rows = logins
+    .map(
+      (l) => `<tr><td><code>${escapeHtml(l.email)}</code></td><td>${escapeHtml(l.note)}</td>
+<td><button type="button" class="use" data-email="${escapeHtml(l.email)}" data-password="${escapeHtml(l.password)}">Use</button></td></tr>`,
+    )
+    .join('\n')
+  const passwords = [...new Set(logins.map((l) => l.password))]
+  const password =
+    passwords.length === 1 ? `<p>Password for all: <code>${escapeHtml(passwords[0] ?? '')}</code></p>` : ''
+  return `<section class="logins" aria-label="Demo logins"><h2>Demo logins</h2>${password}
+<table>${rows}</table></section>`
+}
+
+function loginPage(uid: string, email: string, logins: IdpListedLogin[], error?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in · dev IdP</title>
-<style>body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto}label,input,button{display:block;width:100%;margin:.4rem 0}.error{color:#b00020}</style>
-</head><body>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>${PAGE_STYLE}</style>
+</head><body><main>
 <h1>Sign in</h1>
-<p>Development identity provider for the EPCC simulator.</p>
+<p class="lead">Development identity provider behind the EPCC simulator.</p>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/interaction/${escapeHtml(uid)}/login" autocomplete="off">
   <label for="email">Email</label>
@@ -175,6 +223,16 @@ ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>` : ''}
   <input id="password" name="password" type="password" required>
   <button id="sign-in" type="submit">Sign in</button>
 </form>
+${loginsTable(logins)}
+</main>
+${
+  logins.length > 0
+    ? `<script>for (const b of document.querySelectorAll('.use')) b.onclick = () => {
+  document.getElementById('email').value = b.dataset.email
+  document.getElementById('password').value = b.dataset.password
+}</script>`
+    : ''
+}
 </body></html>`
 }
 
@@ -218,7 +276,7 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
     const details = await provider.interactionDetails(req, res)
     if (req.method === 'GET' && details.prompt.name === 'login') {
       const hint = typeof details.params.login_hint === 'string' ? details.params.login_hint : ''
-      sendHtml(res, 200, loginPage(details.uid, hint))
+      sendHtml(res, 200, loginPage(details.uid, hint, opts.listedLogins?.() ?? []))
       return
     }
     if (req.method === 'GET') {
@@ -234,7 +292,11 @@ export async function startIdp(opts: IdpOptions): Promise<Idp> {
     const email = (form.get('email') ?? '').trim().toLowerCase()
     const user = email ? opts.users(email) : undefined
     if (!user || user.password !== (form.get('password') ?? '')) {
-      sendHtml(res, 200, loginPage(details.uid, email, 'Wrong email or password.'))
+      sendHtml(
+        res,
+        200,
+        loginPage(details.uid, email, opts.listedLogins?.() ?? [], 'Wrong email or password.'),
+      )
       return
     }
     if (user.refused) {

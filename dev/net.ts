@@ -42,3 +42,16 @@ function listenOnce(port: number): Promise<number | undefined> {
     })
   })
 }
+
+/**
+ * One line for a port someone else holds, naming the setting that picks another, or undefined for any
+ * other error. `settings` maps a port to what to set, e.g. `{ 3000: 'DEMO_BFF_PORT' }`.
+ */
+export function busyPortHint(err: unknown, settings: Record<number, string>): string | undefined {
+  const e = err as { code?: unknown; port?: unknown }
+  if (e?.code !== 'EADDRINUSE' || typeof e.port !== 'number') return undefined
+  const setting = settings[e.port]
+  return setting
+    ? `port ${e.port} is already in use: stop what holds it, or set ${setting} to another port`
+    : `port ${e.port} is already in use: stop what holds it`
+}

@@ -76,10 +76,13 @@ export interface Config {
   logLevel: string
 }
 
+/** The line that ends every configuration error: where a newcomer reads what each variable takes. */
+export const CONFIG_HELP = 'see .env.example for every variable, its default and its allowed values'
+
 /** Every problem found in the environment, one line each, naming the variable and never its value. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.join('\n')}`)
+    super(`invalid configuration:\n${problems.join('\n')}\n${CONFIG_HELP}`)
     this.name = 'ConfigError'
   }
 }
@@ -134,7 +137,7 @@ function readDotEnv(cwd: string): Record<string, string> {
 interface AjvIssue {
   instancePath: string
   keyword: string
-  params: { missingProperty?: string }
+  params: { missingProperty?: string; allowedValues?: unknown[] }
   message?: string
 }
 
@@ -145,6 +148,10 @@ function schemaProblems(err: unknown): string[] {
   for (const issue of issues) {
     if (issue.keyword === 'required') {
       lines.add(`${issue.params.missingProperty}: is required`)
+    } else if (issue.keyword === 'enum' && issue.params.allowedValues) {
+      // The allowed values are the schema's, never the offending value.
+      const name = issue.instancePath.replace(/^\//, '')
+      lines.add(`${name}: must be one of ${issue.params.allowedValues.join(', ')}`)
     } else {
       const name = issue.instancePath.replace(/^\//, '')
       // Ajv's messages describe the rule ("must be integer"), never the offending value.

@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { CONFIG_HELP, ConfigError, loadConfig } from './config.js'
 
 /** The process: configuration, the app, graceful shutdown, listen. The only file that reads process.env. */
 async function main(): Promise<void> {
@@ -10,6 +10,7 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const problem of err.problems) process.stderr.write(`config: ${problem}\n`)
+      process.stderr.write(`config: ${CONFIG_HELP}\n`)
       process.exit(1)
     }
     throw err
@@ -27,7 +28,13 @@ async function main(): Promise<void> {
     await app.close()
     app.log.info('closed')
   })
-  await app.listen({ host: config.host, port: config.port })
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err
+    process.stderr.write(`server: port ${config.port} is already in use: stop what holds it, or set PORT\n`)
+    process.exit(1)
+  }
 }
 
 await main()

@@ -99,7 +99,14 @@ async function browserTests() {
       '1 cart(s) in Branch office 4: Cart of Branch office 4',
       'a cart created through the proxy belongs to the active account',
     )
-    t.match(await text(page, '#carts-out'), /^200\n/)
+    t.same(
+      await page.locator('#carts-table tbody tr td:first-child').allTextContents(),
+      ['Cart of Branch office 4'],
+      'the carts show as a table',
+    )
+    t.notOk(await page.locator('#carts-out').isVisible(), 'the raw JSON stays folded')
+    await page.locator('#carts-raw summary').click()
+    t.match(await text(page, '#carts-out'), /^200\n/, 'and unfolds')
     await clickAndSettle(page, page.locator('#prev-page'))
     await clickAndSettle(page, page.getByRole('button', { name: 'Bluefuse Ltd' }))
     await clickAndSettle(page, page.locator('#carts'))
@@ -108,12 +115,52 @@ async function browserTests() {
     const lastCookie = await sessionCookie(context)
     await clickAndSettle(page, page.locator('#logout'))
     t.equal(await page.evaluate(() => document.body.dataset.state), 'signed-out', 'logged out')
+    t.ok(await page.locator('#signed-out-notice').isVisible(), 'with a signed-out notice')
     t.ok(await page.getByRole('button', { name: 'Sign in with Acme SSO' }).isVisible(), 'sign-in offered')
     t.equal(await sessionCookie(context), undefined, 'the cookie is gone from the browser')
     const replay = await context.request.get(`${demo.bffUrl}/session`, {
       headers: { 'X-CSRF': '1', Cookie: `epcc-bff=${lastCookie?.value}` },
     })
     t.equal(replay.status(), 401, 'the old session id resolves to nothing')
+  })
+
+  t.test('the three demo logins in a row, in one browser', async (t) => {
+    const context = await freshContext(t, browser)
+    const page = await context.newPage()
+    await openStorefront(page, demo)
+    await startSignIn(page)
+    const listed = await page.locator('section[aria-label="Demo logins"] table code').allTextContents()
+    t.same(listed, [ada.email, nora.email, rex.email], 'the IdP form lists the demo logins')
+    await submitIdpForm(page, ada.email, password)
+    await page.waitForURL(`${demo.shopUrl}/`)
+    await page.waitForSelector('body[data-state="signed-in"]')
+    t.equal(await text(page, '#member-name'), 'Ada Buyer', 'first: Ada')
+
+    await clickAndSettle(page, page.locator('#logout'))
+    t.ok(await page.locator('#signed-out-notice').isVisible(), 'logging out says so')
+    t.match(await text(page, '#signed-out-notice'), /You are signed out/)
+
+    // The IdP still remembers Ada: "Sign in as someone else" (prompt=login) must show its form again.
+    await page.getByRole('button', { name: 'Sign in as someone else' }).click()
+    await page.waitForSelector('#sign-in')
+    await submitIdpForm(page, nora.email, password)
+    await page.waitForURL(`${demo.shopUrl}/?error=no_accounts`)
+    await page.waitForSelector('body[data-state="signed-out"]')
+    t.equal(await text(page, '#error-code'), 'no_accounts', 'second: Nora, member of no account')
+
+    await page.getByRole('button', { name: 'Sign in as someone else' }).click()
+    await page.waitForSelector('#sign-in')
+    await submitIdpForm(page, rex.email, password)
+    await page.waitForURL(`${demo.shopUrl}/?error=access_denied`)
+    await page.waitForSelector('body[data-state="signed-out"]')
+    t.equal(await text(page, '#error-code'), 'access_denied', 'third: Rex, refused by the IdP')
+
+    await page.getByRole('button', { name: 'Sign in as someone else' }).click()
+    await page.waitForSelector('#sign-in')
+    await submitIdpForm(page, ada.email, password)
+    await page.waitForURL(`${demo.shopUrl}/`)
+    await page.waitForSelector('body[data-state="signed-in"]')
+    t.equal(await text(page, '#member-name'), 'Ada Buyer', 'and back to Ada')
   })
 
   t.test('two tabs signing in at the same time both end signed in', async (t) => {

@@ -89,6 +89,12 @@ t.test('every problem of one run is reported, and no value is printed', async (t
   t.notMatch(found.join('\n'), /too-short-secret|a-session-secret/)
 })
 
+t.test('an enumerated variable names its allowed values', async (t) => {
+  t.same(problems({ ...valid, LOG_LEVEL: 'loud' }), [
+    'LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent',
+  ])
+})
+
 t.test('TRUST_PROXY takes booleans, hop counts and address lists', async (t) => {
   t.equal(loadConfig({ ...valid, TRUST_PROXY: 'true' }, emptyDir).trustProxy, true)
   t.equal(loadConfig({ ...valid, TRUST_PROXY: '2' }, emptyDir).trustProxy, 2)
@@ -129,6 +135,7 @@ t.test(
         `${name} named`,
       )
     }
+    t.equal(lines.at(-1), 'config: see .env.example for every variable, its default and its allowed values')
     t.notMatch(stderr + stdout, /short-secret-value/)
   },
 )

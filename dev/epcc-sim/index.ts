@@ -29,6 +29,10 @@ export interface EpccSimulatorOptions {
   host?: string
   apiPort?: number
   authPort?: number
+  /** The upstream IdP's port (`idp: 'real'`); any free one by default. */
+  idpPort?: number
+  /** The IdP's form lists every member with its password (the demo and `npm run sim`). */
+  listLogins?: boolean
   clientId?: string
   clientSecret?: string
   storeId?: string
@@ -100,6 +104,19 @@ function resolve(o: EpccSimulatorOptions): ResolvedOptions {
     codeTtlS: o.codeTtlS ?? 300,
     tokenPageDefault: pageDefault,
   }
+}
+
+/** The members as the IdP's form lists them. */
+function listedLogins(state: SimState) {
+  return [...state.members.values()].map((m) => ({
+    email: m.email,
+    password: m.password,
+    note: state.isRefused(m.email)
+      ? 'refused by the identity provider'
+      : m.accounts.length === 0
+        ? 'member of no account'
+        : `member of ${m.accounts.length} account${m.accounts.length === 1 ? '' : 's'}`,
+  }))
 }
 
 async function listen(server: Server, host: string, port: number): Promise<string> {
@@ -256,6 +273,8 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     if (opts.idp === 'real') {
       idp = await startIdp({
         host: opts.host,
+        ...(options.idpPort !== undefined ? { port: options.idpPort } : {}),
+        ...(options.listLogins ? { listedLogins: () => listedLogins(state) } : {}),
         clients: profiles.map((p) => ({
           client_id: p.idpClientId,
           client_secret: p.idpClientSecret,

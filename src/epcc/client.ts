@@ -191,6 +191,17 @@ export class EpccClient {
     return profiles
   }
 
+  /** `GET /v2/authentication-realms/{id}`: the `redirect_uris` the realm lets a login come back to. */
+  async realmRedirectUris(realmId: string): Promise<string[]> {
+    const body = await this.call<{ data?: { redirect_uris?: unknown } }>(
+      'authentication_realm',
+      `v2/authentication-realms/${encodeURIComponent(realmId)}`,
+      { headers: { authorization: `Bearer ${await this.implicitToken()}` } },
+    )
+    const uris = body.data?.redirect_uris
+    return Array.isArray(uris) ? uris.filter((u): u is string => typeof u === 'string') : []
+  }
+
   /**
    * `POST /v2/account-members/tokens` with `authentication_mechanism: oidc`. Never retried: the code is
    * single-use, and a retry after EPCC redeemed it would only fail (RFC 6749 §4.1.2).
