@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -212,18 +213,26 @@ export function switchActiveAccount(
       if (!(await server.sessionRecords.get(session.id))) await gone()
     },
     replace: async (switched) => {
-      const replaced = await server.sessionRecords.replace(session.id, (old) => ({ ...old, auth: switched }))
-      if (!replaced) return gone()
-      request.session = { state: 'live', ...replaced }
-      server.setSessionCookie(reply, replaced.id)
+      const result = await server.sessionRecords.replace(session.id, (old) => ({ ...old, auth: switched }))
+      if ('replacedBy' in result) throw sessionReplaced()
+      if ('ended' in result) {
+        // A logout took the session on our way: its tokens go too.
+        if (result.ended?.auth) await server.memberSessions.end(result.ended.auth)
+        return gone()
+      }
+      request.session = { state: 'live', ...result }
+      server.setSessionCookie(reply, result.id)
     },
   })
 }
 
+/** How many replacements (switches, logins in other tabs) a stale id is followed through. */
+const MAX_HOPS = 32
+
 /**
  * Ends the browser's session: its record, tokens and pending logins are deleted server-side and the cookie
- * expired. For an id that a login or switch replaced, the session that replaced it is ended: that is the one
- * this browser holds now.
+ * expired. For an id that logins or switches replaced, the session that replaced it last is ended: that is
+ * the one this browser holds now.
  */
 export async function endSession(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const { server } = request
@@ -231,9 +240,9 @@ export async function endSession(request: FastifyRequest, reply: FastifyReply): 
   const session = request.session
   let ended: SessionRecord | undefined
   let id = session.state === 'live' || session.state === 'replaced' ? session.id : undefined
-  // Follow replacements (a switch or login in another tab): taking the marker also withdraws a
-  // replacement still on its way (SessionRecords.replace).
-  for (let hop = 0; id !== undefined && hop < 3 && !ended; hop++) {
+  // Follow replacements: taking each marker also withdraws a replacement still on its way
+  // (SessionRecords.replace).
+  for (let hop = 0; id !== undefined && hop < MAX_HOPS && !ended; hop++) {
     ended = await records.take(id)
     if (!ended) id = await records.takeReplacement(id)
   }
@@ -245,8 +254,33 @@ export async function endSession(request: FastifyRequest, reply: FastifyReply): 
 }
 
 /**
+ * The live session that `id` has become through the replacements since (switches, logins in other tabs),
+ * waiting a moment for one still on its way; undefined when it ended.
+ */
+async function currentSession(
+  records: SessionRecords,
+  id: string,
+): Promise<{ id: string; record: SessionRecord } | undefined> {
+  const until = Date.now() + 1000
+  for (let hop = 0; hop < MAX_HOPS; ) {
+    const now = await records.resolve(id)
+    if (now.state === 'live') return now
+    if (now.state === 'replaced') {
+      id = now.replacedBy
+      hop++
+    } else if (hop === 0 || Date.now() > until) {
+      return undefined
+    } else {
+      // Reached through a marker, but not written yet: the replacement is on its way.
+      await sleep(20)
+    }
+  }
+  return undefined
+}
+
+/**
  * Lists a pending login's `state` in this browser's session — the one its cookie names, or the one that
- * replaced it, or a new one (then the cookie is set) — keeping at most `MAX_PENDING_LOGINS`. The states
+ * replaced it since, or a new one (then the cookie is set) — keeping at most `MAX_PENDING_LOGINS`. The states
  * dropped, oldest first, are returned for their transactions to be discarded.
  */
 export async function addPendingLogin(
@@ -257,24 +291,23 @@ export async function addPendingLogin(
   const { server } = request
   const records = server.sessionRecords
   const session = request.session
-  const add = (logins: string[] = []) => {
-    const pending = [...logins, state]
-    return { pending, dropped: pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS)) }
-  }
-  // A stale tab's navigation: the login joins the session that replaced its id, which the browser holds.
-  const target =
+  // A login racing a switch or another login of this browser joins the session that replaced its id:
+  // that is the cookie the browser holds (or is about to), and it is not overwritten.
+  let target =
     session.state === 'live'
-      ? { id: session.id, record: session.record as SessionRecord | undefined }
+      ? { id: session.id, record: session.record }
       : session.state === 'replaced'
-        ? { id: session.replacedBy, record: await records.get(session.replacedBy) }
+        ? await currentSession(records, session.id)
         : undefined
-  if (target?.record) {
-    const { pending, dropped } = add(target.record.logins)
+  for (let attempt = 0; target && attempt < MAX_HOPS; attempt++) {
+    const pending = [...(target.record.logins ?? []), state]
+    const dropped = pending.splice(0, Math.max(0, pending.length - MAX_PENDING_LOGINS))
     const record = { ...target.record, logins: pending }
     if (await records.update(target.id, record)) {
       request.session = { state: 'live', id: target.id, record }
       return dropped
     }
+    target = await currentSession(records, target.id)
   }
   const record = { logins: [state] }
   const id = await records.create(record)
@@ -287,7 +320,7 @@ export async function addPendingLogin(
  * Signs the browser in with `auth` after the login `state` completed: its session gets a new id (the old one
  * answers `session_replaced` for a while), the login leaves the pending list, a member signed in before is
  * signed out of that session's tokens, and the cookie is set. False when the browser's session ended while
- * the login ran: nothing is created.
+ * the login ran, or another login or switch of this browser replaced it first: nothing is created.
  */
 export async function completeLogin(
   request: FastifyRequest,
@@ -299,14 +332,18 @@ export async function completeLogin(
   const session = request.session
   if (session.state !== 'live') return false
   let previous: SignedIn | undefined
-  const replaced = await server.sessionRecords.replace(session.id, (old) => {
+  const result = await server.sessionRecords.replace(session.id, (old) => {
     previous = old.auth
     const logins = old.logins?.filter((s) => s !== state) ?? []
     return logins.length > 0 ? { auth, logins } : { auth }
   })
-  if (!replaced) return false
+  if ('replacedBy' in result) return false
+  if ('ended' in result) {
+    if (result.ended?.auth) await server.memberSessions.end(result.ended.auth)
+    return false
+  }
   if (previous) await server.memberSessions.end(previous)
-  request.session = { state: 'live', ...replaced }
-  server.setSessionCookie(reply, replaced.id)
+  request.session = { state: 'live', ...result }
+  server.setSessionCookie(reply, result.id)
   return true
 }

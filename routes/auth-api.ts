@@ -28,6 +28,13 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body))
+    // A body too large or a Content-Type that does not parse still logs out; the body is not read further
+    // and the connection is not kept.
+    scope.setErrorHandler(async (err: { code?: string }, request, reply) => {
+      if (!err.code?.startsWith('FST_ERR_CTP_')) throw err
+      await endSession(request, reply)
+      return reply.code(204).header('connection', 'close').send()
+    })
     scope.post(
       '/auth/logout',
       {

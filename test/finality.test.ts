@@ -214,6 +214,11 @@ inEachDeployment(t, async (t, deployment) => {
       ['JSON, broken', { headers: { 'content-type': 'application/json' }, body: '{"scope":' }],
       ['a form', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1' }],
       ['text', { headers: { 'content-type': 'text/plain' }, body: 'bye' }],
+      ['an unparsable Content-Type', { headers: { 'content-type': ';;;==' }, body: 'x' }],
+      [
+        'a body over 1 KiB',
+        { headers: { 'content-type': 'application/json' }, body: `"${'x'.repeat(4096)}"` },
+      ],
     ]
     for (const [name, init] of bodies) {
       const { browser } = await signedIn(stack, 1)

@@ -49,18 +49,20 @@ t.test('session records: written, updated only while they live, replaced under a
   t.equal(await records.update(id, { auth }), true)
   t.same(await records.get(id), { auth })
 
-  const replaced = await records.replace(id, (old) => ({ ...old, logins: ['y'] }))
+  const result = await records.replace(id, (old) => ({ ...old, logins: ['y'] }))
+  const replaced = 'id' in result ? result.id : ''
   t.ok(replaced)
-  t.not(replaced?.id, id, 'a new id')
-  t.same(await records.resolve(id), { state: 'replaced', id, replacedBy: replaced?.id })
+  t.not(replaced, id, 'a new id')
+  t.same(await records.resolve(id), { state: 'replaced', id, replacedBy: replaced })
   t.equal(await records.update(id, { auth }), false, 'the replaced id is not written again')
   t.equal(await records.get(id), undefined)
-  t.equal(await records.replace(id, (old) => old), undefined, 'an id is replaced once')
+  t.same(await records.replace(id, (old) => old), { replacedBy: replaced }, 'an id is replaced once')
+  t.same(await records.resolve(id), { state: 'replaced', id, replacedBy: replaced }, 'its marker stays')
 
-  const taken = await records.take(replaced?.id ?? '')
+  const taken = await records.take(replaced)
   t.same(taken, { auth, logins: ['y'] })
-  t.same(await records.resolve(replaced?.id ?? ''), { state: 'ended' })
-  t.equal(await records.update(replaced?.id ?? '', { auth }), false, 'an ended id is not written again')
+  t.same(await records.resolve(replaced), { state: 'ended' })
+  t.equal(await records.update(replaced, { auth }), false, 'an ended id is not written again')
 
   await kv.set(`sess:s0`, JSON.stringify({ cookie: { path: '/' }, auth: JSON.stringify(auth) }), 60_000)
   t.same(await records.get('s0'), { auth }, 'a record in the earlier shape (state as a string) reads')
@@ -81,7 +83,28 @@ t.test('a logout that takes the marker withdraws a replacement on its way', asyn
     })
     return old
   })
-  t.equal(replaced, undefined, 'nothing was created')
+  t.same(replaced, { ended: { logins: ['x'] } }, 'nothing was created; the record taken is handed back')
   t.ok(newId, 'the logout saw the replacement')
   t.equal(await records.get(newId ?? ''), undefined)
 })
+
+t.test(
+  'of two replacements of one id at the same instant, one wins and the marker stays its own',
+  async (t) => {
+    const kv = new MemoryKeyValueStore()
+    t.teardown(() => kv.close())
+    const records = new SessionRecords(kv, { idleMs: 60_000, absoluteMs: 600_000 })
+    const id = await records.create({ logins: ['x'] })
+    const results = await Promise.all([records.replace(id, (old) => old), records.replace(id, (old) => old)])
+    const won = results.filter((r) => 'id' in r)
+    t.equal(won.length, 1, 'one wins')
+    const winner = won[0] && 'id' in won[0] ? won[0].id : ''
+    t.same(
+      results.filter((r) => !('id' in r)),
+      [{ replacedBy: winner }],
+      'the other is told who',
+    )
+    t.same(await records.resolve(id), { state: 'replaced', id, replacedBy: winner })
+    t.same(await records.get(winner), { logins: ['x'] })
+  },
+)

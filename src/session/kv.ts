@@ -15,7 +15,9 @@ export interface KeyValueStore {
   /** Returns the value and removes it in one step: at most one caller ever gets it. */
   take(key: string): Promise<string | undefined>
   delete(key: string): Promise<void>
-  /** Sets `key` only when it is absent: a lock with a lease. True when this call set it. */
+  /** Stores `value` under `key` only when `key` is absent (sealed like every value). True when this call stored it. */
+  add(key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Sets `key` only when it is absent: a lock with a lease, its value kept in clear. True when this call set it. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
   /** Deletes `key` only while it still holds `value` (releasing one's own lock, never a successor's). */
   deleteIfEquals(key: string, value: string): Promise<void>
@@ -112,6 +114,10 @@ export class MemoryKeyValueStore implements KeyValueStore {
 
   async delete(key: string): Promise<void> {
     this.remove(key)
+  }
+
+  add(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.setIfAbsent(key, value, ttlMs)
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {

@@ -21,6 +21,11 @@ export type BrowserSession =
   | { state: 'replaced'; id: string; replacedBy: string }
   | { state: 'ended' }
 
+export interface Replaced {
+  id: string
+  record: SessionRecord
+}
+
 /** An id replaced by a login or a switch answers `session_replaced` this long, never past its successor. */
 export const REPLACED_TTL_MS = 10 * 60_000
 
@@ -86,26 +91,32 @@ export class SessionRecords {
 
   /**
    * Moves the session under `oldId` to a new id, its record built from the one stored (see the class
-   * comment). Undefined when `oldId` no longer lives, or a logout ended it on the way: nothing was created.
+   * comment). Otherwise: `replacedBy`, when another login or switch is replacing (or replaced) `oldId` — the
+   * marker is claimed by one replacement only; or `ended`, when `oldId` no longer lives or a logout withdrew
+   * this replacement on its way — nothing was created, and `ended` is the record taken on the way, if any,
+   * whose tokens the caller must end.
    */
   async replace(
     oldId: string,
     build: (old: SessionRecord) => SessionRecord,
-  ): Promise<{ id: string; record: SessionRecord } | undefined> {
+  ): Promise<Replaced | { replacedBy: string } | { ended: SessionRecord | undefined }> {
     const id = SessionRecords.newId()
     const marker = replacedKey(oldId)
-    await this.kv.set(marker, id, REPLACED_TTL_MS)
+    if (!(await this.kv.add(marker, id, REPLACED_TTL_MS))) {
+      const replacedBy = await this.kv.get(marker)
+      return replacedBy ? { replacedBy } : { ended: undefined }
+    }
     const old = await this.take(oldId)
     if (!old) {
       await this.kv.delete(marker)
-      return undefined
+      return { ended: undefined }
     }
     const record = build(old)
     const ttl = this.ttl(record)
     await this.kv.set(recordKey(id), JSON.stringify(record), ttl)
     if ((await this.kv.get(marker)) !== id) {
       await this.kv.delete(recordKey(id))
-      return undefined
+      return { ended: old }
     }
     if (ttl < REPLACED_TTL_MS) await this.kv.expire(marker, ttl)
     return { id, record }

@@ -70,6 +70,10 @@ export class RedisKeyValueStore implements KeyValueStore {
     await this.run(() => this.redis.del(this.prefix + key))
   }
 
+  add(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.setIfAbsent(key, value, ttlMs)
+  }
+
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     const result = await this.run(() =>
       this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs), 'NX'),

@@ -136,6 +136,11 @@ export class SealedKeyValueStore implements KeyValueStore {
     return this.inner.delete(key)
   }
 
+  async add(key: string, value: string, ttlMs: number): Promise<boolean> {
+    this.opened.delete(key)
+    return this.inner.add(key, this.seal(key, value), ttlMs)
+  }
+
   // Lock values are random owner ids, not secrets: kept in clear so that they can be compared.
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     return this.inner.setIfAbsent(key, value, ttlMs)

@@ -67,6 +67,16 @@ export function storeContract(t: Test, name: string, make: () => Promise<KeyValu
       t.equal(await store.get(key), undefined)
     })
 
+    t.test('add stores a value under a new key only: one of many concurrent callers wins', async (t) => {
+      const key = k('add')
+      const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => store.add(key, `v${i}`, 60_000)))
+      t.equal(wins.filter(Boolean).length, 1)
+      t.equal(await store.get(key), `v${wins.indexOf(true)}`)
+      await store.delete(key)
+      t.equal(await store.add(key, 'again', 60_000), true, 'free once deleted')
+      await store.delete(key)
+    })
+
     t.test(
       'setIfAbsent is a lock: one of many concurrent callers wins, until released or expired',
       async (t) => {
