@@ -1,4 +1,5 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
+import { EpccError } from '../src/epcc/errors.js'
 import { beginLogin, MAX_PENDING_LOGINS } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
@@ -36,7 +37,13 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const realm = await app.realm.current().catch((err: Error) => {
-        request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')
+        const refused = err instanceof EpccError && err.kind === 'rejected'
+        request.log.warn(
+          { err: err.message },
+          refused
+            ? 'login not started: EPCC refused the realm read'
+            : 'login not started: EPCC did not answer',
+        )
         return undefined
       })
       if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)

@@ -102,7 +102,7 @@ const proxy: FastifyPluginAsync = async (app) => {
           dispatcher,
         })
 
-      let implicit = await app.epcc.implicitToken().catch(() => {
+      let implicit = await app.epcc.implicitToken({ forStorefront: true }).catch(() => {
         throw upstream(502, 'Elastic Path did not answer; try again shortly.')
       })
       let response: Dispatcher.ResponseData
@@ -111,15 +111,17 @@ const proxy: FastifyPluginAsync = async (app) => {
         app.metrics.proxied.observe({ method: request.method, status }, (performance.now() - started) / 1000)
       try {
         response = await send(implicit)
-        if (response.statusCode === 401) {
-          // EPCC may have refused the store token (expired early, or revoked): the next call takes a new one,
-          // and a call that may be sent twice is tried once more with it now.
-          app.epcc.dropImplicitToken(implicit)
-          if (IDEMPOTENT.has(request.method)) {
-            await response.body.dump()
-            implicit = await app.epcc.implicitToken()
-            response = await send(implicit)
-          }
+        // A 401 may be EPCC refusing the store token (revoked, rotated, expired early): a call that may be sent
+        // twice is tried once more when the client has (or takes) another one. At most one new token per
+        // refusal: a 401 on a token that just replaced a refused one is EPCC's answer to the request.
+        if (
+          response.statusCode === 401 &&
+          app.epcc.proxiedCallRefused(implicit) &&
+          IDEMPOTENT.has(request.method)
+        ) {
+          await response.body.dump()
+          implicit = await app.epcc.implicitToken({ forStorefront: true })
+          response = await send(implicit)
         }
       } catch (err) {
         observe('error')
