@@ -71,7 +71,9 @@ const proxy: FastifyPluginAsync = async (app) => {
       summary: 'An EPCC call with the right tokens attached',
       description:
         'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
-        "account's token. EPCC's status, headers (but Set-Cookie) and body come back unchanged. The BFF itself " +
+        "account's token; the storefront's selector headers (EP-Channel, X-Moltin-Currency, …) pass, its " +
+        "credentials never. EPCC's status, headers (but Set-Cookie and Access-Control-*) and body come back " +
+        'unchanged. The BFF itself ' +
         'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired, 403 csrf, 413 ' +
         'payload_too_large, 502/504 upstream_unavailable.',
       tags: ['proxy'],
