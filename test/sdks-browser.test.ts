@@ -62,6 +62,26 @@ async function sdkTests() {
     return page
   }
 
+  t.test("the demo page's currency picker: a new cart is priced in it at EPCC", async (t) => {
+    const page = await signedInPage(t)
+    await page.selectOption('#currency', 'EUR')
+    await page.click('#new-cart')
+    await page.waitForFunction(() => document.querySelector('#carts-out')?.textContent?.startsWith('200'))
+    const created = demo.sim.calls('POST', '/v2/carts')
+    t.equal(created.length, 1)
+    t.equal(created[0]?.headers['x-moltin-currency'], 'EUR', 'sent as X-Moltin-Currency')
+    const listed = JSON.parse(
+      (await page.textContent('#carts-out'))?.split('\n').slice(1).join('\n') ?? '{}',
+    ) as {
+      data?: Array<{ meta: { display_price: { with_tax: { currency: string } } } }>
+    }
+    t.same(
+      listed.data?.map((c) => c.meta.display_price.with_tax.currency),
+      ['EUR'],
+      "the simulator's cart carries it",
+    )
+  })
+
   t.test('@epcc-sdk/sdks-shopper in Chromium, cross-origin', async (t) => {
     const page = await signedInPage(t)
     const observed = await page.evaluate(async (bff: string): Promise<Observed> => {
