@@ -19,6 +19,8 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   const Readiness = Type.Object({
     status: Type.String(),
     checks: Type.Optional(Type.Object({ sessionStore: Type.Boolean(), epcc: Type.Boolean() })),
+    /** Why EPCC's realm is not loaded (an operator's hint: never a token). */
+    reason: Type.Optional(Type.String()),
   })
   app.get(
     '/readyz',
@@ -48,9 +50,12 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
           ),
       ])
       const ready = sessionStore && epcc
-      return reply
-        .code(ready ? 200 : 503)
-        .send({ status: ready ? 'ready' : 'unavailable', checks: { sessionStore, epcc } })
+      const reason = epcc ? undefined : app.realm.problem
+      return reply.code(ready ? 200 : 503).send({
+        status: ready ? 'ready' : 'unavailable',
+        checks: { sessionStore, epcc },
+        ...(reason ? { reason } : {}),
+      })
     },
   )
 }

@@ -1,5 +1,6 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
 import { addPendingLogin } from '../plugins/session.js'
+import { EpccError } from '../src/epcc/errors.js'
 import { beginLogin } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
@@ -37,7 +38,13 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const realm = await app.realm.current().catch((err: Error) => {
-        request.log.warn({ err: err.message }, 'login not started: EPCC realm unavailable')
+        const refused = err instanceof EpccError && err.kind === 'rejected'
+        request.log.warn(
+          { err: err.message },
+          refused
+            ? 'login not started: EPCC refused the realm read'
+            : 'login not started: EPCC did not answer',
+        )
         return undefined
       })
       if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)

@@ -72,9 +72,10 @@ const proxy: FastifyPluginAsync = async (app) => {
       summary: 'An EPCC call with the right tokens attached',
       description:
         'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
-        "account's token. EPCC's status, headers (but Set-Cookie) and body come back unchanged. The BFF itself " +
-        'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired (cookie expired) or ' +
-        '401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
+        "account's token; the storefront's selector headers (EP-Channel, X-Moltin-Currency, …) pass, its " +
+        "credentials never. EPCC's status, headers (but Set-Cookie and Access-Control-*) and body come back " +
+        'unchanged. The BFF itself answers 404 not_found (path outside PROXY_PATH_PREFIXES), ' +
+        '401 session_expired (cookie expired) or 401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
         'payload_too_large, 502/504 upstream_unavailable.',
       tags: ['proxy'],
       security: [{ csrfHeader: [] }, { sessionCookie: [], csrfHeader: [] }],
@@ -104,7 +105,7 @@ const proxy: FastifyPluginAsync = async (app) => {
           dispatcher,
         })
 
-      let implicit = await app.epcc.implicitToken().catch(() => {
+      let implicit = await app.epcc.implicitToken({ forStorefront: true }).catch(() => {
         throw upstream(502, 'Elastic Path did not answer; try again shortly.')
       })
       let response: Dispatcher.ResponseData
@@ -113,15 +114,17 @@ const proxy: FastifyPluginAsync = async (app) => {
         app.metrics.proxied.observe({ method: request.method, status }, (performance.now() - started) / 1000)
       try {
         response = await send(implicit)
-        if (response.statusCode === 401) {
-          // EPCC may have refused the store token (expired early, or revoked): the next call takes a new one,
-          // and a call that may be sent twice is tried once more with it now.
-          app.epcc.dropImplicitToken(implicit)
-          if (IDEMPOTENT.has(request.method)) {
-            await response.body.dump()
-            implicit = await app.epcc.implicitToken()
-            response = await send(implicit)
-          }
+        // A 401 may be EPCC refusing the store token (revoked, rotated, expired early): a call that may be sent
+        // twice is tried once more when the client has (or takes) another one. At most one new token per
+        // refusal: a 401 on a token that just replaced a refused one is EPCC's answer to the request.
+        if (
+          response.statusCode === 401 &&
+          app.epcc.proxiedCallRefused(implicit) &&
+          IDEMPOTENT.has(request.method)
+        ) {
+          await response.body.dump()
+          implicit = await app.epcc.implicitToken({ forStorefront: true })
+          response = await send(implicit)
         }
       } catch (err) {
         observe('error')

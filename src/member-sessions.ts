@@ -268,7 +268,8 @@ export class MemberSessions {
         limit: MAX_PAGE_LIMIT,
       })
     } catch (err) {
-      if (err instanceof EpccError && err.kind === 'rejected') {
+      // Only EPCC refusing the member's token ends the session; a refused store token is not theirs.
+      if (err instanceof EpccError && err.kind === 'rejected' && err.operation === 'switch_account_tokens') {
         this.onRenewal('refused')
         await this.end(auth)
         throw new SessionExpiredError('renewal_refused')

@@ -3,15 +3,17 @@ import type { IncomingHttpHeaders } from 'node:http'
 /** Paths that would hand a token to the browser are never forwarded, whatever the prefixes say (contract §6). */
 const NEVER_FORWARDED = ['/oauth', '/v2/account-members/tokens']
 
-// Anything that is not an RFC 3986 pchar or a percent escape: raw spaces, quotes, backslashes, controls.
-const UNSAFE_SEGMENT = /[^A-Za-z0-9\-._~!$&'()*+,;=:@%]/
+// Anything that is not an RFC 3986 pchar or a percent escape (raw spaces, quotes, backslashes, controls),
+// and `;`: a matrix parameter that a server or CDN on the way may read as the end of the path.
+const UNSAFE_SEGMENT = /[^A-Za-z0-9\-._~!$&'()*+,=:@%]/
 
 /**
  * The EPCC path for a proxied request, or undefined when it must not be forwarded (contract §6 "Proxy").
  * `rawPath` is what follows `/api/epcc`, without the query. Each segment is percent-decoded for the checks:
- * an encoded `/` or `\` inside a segment, an empty segment (`//host`), a raw unsafe character, or a dot
- * segment climbing above the root refuses the path; dot segments (also encoded, `%2e%2e`) are resolved;
- * then a prefix must match whole segments, case-sensitively. The forwarded path keeps each segment's
+ * an encoded `/`, `\`, `;` or `%` inside a segment (a second decoding on the way would read it otherwise),
+ * an empty segment (`//host`), a raw unsafe character (`;`, `\`, …), or a dot segment climbing above the
+ * root refuses the path; dot segments (also encoded, `%2e%2e`) are resolved; then a prefix must match whole
+ * segments, case-sensitively, and no letter-case variant of a token endpoint passes. The forwarded path keeps each segment's
  * original encoding, so EPCC sees exactly what was checked.
  */
 export function upstreamPath(rawPath: string, prefixes: readonly string[]): string | undefined {
@@ -29,7 +31,7 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
       return undefined
     }
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-    if (/[/\\\u0000-\u001f\u007f]/.test(decoded)) return undefined
+    if (/[/\\;%\u0000-\u001f\u007f]/.test(decoded)) return undefined
     if (decoded === '.') continue
     if (decoded === '..') {
       if (out.length === 0) return undefined
@@ -42,7 +44,10 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
   }
   const decodedPath = `/${decodedOut.join('/')}`
   const underPrefix = (prefix: string) => decodedPath === prefix || decodedPath.startsWith(`${prefix}/`)
-  if (NEVER_FORWARDED.some(underPrefix) || !prefixes.some(underPrefix)) return undefined
+  // EPCC may match its paths without regard to case: `/v2/account-members/Tokens` is refused as well.
+  const lowerPath = decodedPath.toLowerCase()
+  const underRefused = (prefix: string) => lowerPath === prefix || lowerPath.startsWith(`${prefix}/`)
+  if (NEVER_FORWARDED.some(underRefused) || !prefixes.some(underPrefix)) return undefined
   return `/${out.join('/')}`
 }
 
@@ -59,9 +64,68 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ])
 
+/** The browser's credentials: dropped, and replaced by the BFF's own (contract §3.2). */
+export const BROWSER_CREDENTIALS = [
+  'Cookie',
+  'Authorization',
+  'EP-Account-Management-Authentication-Token',
+  'X-Moltin-Customer-Token',
+] as const
+
 /**
- * The browser's headers that may reach EPCC: no credentials of the browser's own (`Cookie`,
- * `Authorization`, `EP-*`, `X-Moltin-*`), no hop-by-hop or forwarding headers, no CSRF or fetch metadata.
+ * EPCC headers that select what EPCC answers (channel, catalogue, prices, currency, language, inventory):
+ * forwarded unchanged. Any other `EP-*` or `X-Moltin-*` header is forwarded too, unless its name says it
+ * carries a credential or picks another store (see `carriesCredential`).
+ */
+export const SELECTOR_HEADERS = [
+  'EP-Channel',
+  'EP-Context-Tag',
+  'EP-Geolocation',
+  'EP-Pricebook-IDs-For-Price-Segmentation-Preview',
+  'EP-Pricebook-IDs-Of-Available-Prices-To-Show',
+  'EP-Inventories-Multi-Location',
+  'X-Moltin-Currency',
+  'X-Moltin-Language',
+  'Accept-Language',
+  'If-None-Match',
+  'If-Match',
+] as const
+
+/** What the official EPCC SDKs add to their requests besides the above (their version and language). */
+const SDK_HEADERS = [
+  'X-Moltin-SDK-Language',
+  'X-Moltin-SDK-Version',
+  'X-Moltin-Application',
+  'X-Moltin-Auth-Store',
+] as const
+
+/**
+ * The request headers a cross-origin storefront may send (the CORS preflight's allow list): ours, the
+ * selectors, and what the official SDKs send — their credentials too, which the proxy drops.
+ */
+export const STOREFRONT_REQUEST_HEADERS: readonly string[] = [
+  'Content-Type',
+  'X-CSRF',
+  ...BROWSER_CREDENTIALS.filter((h) => h !== 'Cookie'),
+  ...SELECTOR_HEADERS,
+  ...SDK_HEADERS,
+]
+
+const CREDENTIALS = new Set(BROWSER_CREDENTIALS.map((h) => h.toLowerCase()))
+
+/**
+ * An EPCC header whose name says it carries a credential (`*-Token`, `*-Auth*`, `*-Secret`, `*-Key`) or
+ * picks the store (`X-Moltin-Auth-Store`): never the browser's to choose, whatever EPCC adds later.
+ */
+function carriesCredential(name: string): boolean {
+  return /token|auth|secret|key|password/.test(name)
+}
+
+/**
+ * The browser's headers that may reach EPCC: no credentials of the browser's own (`Cookie`, `Authorization`,
+ * the account and customer token headers), no hop-by-hop or forwarding headers, no `Expect` (undici refuses
+ * `100-continue`; the body is read whole before anything is sent), no CSRF or fetch metadata. The EPCC
+ * headers that select what EPCC answers (`EP-Channel`, `X-Moltin-Currency`, …) pass unchanged.
  */
 export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
   const connectionListed = new Set(
@@ -72,14 +136,14 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
   const out: Record<string, string> = {}
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue
+    const epcc = name.startsWith('ep-') || name.startsWith('x-moltin-')
     if (
       HOP_BY_HOP.has(name) ||
       connectionListed.has(name) ||
+      CREDENTIALS.has(name) ||
+      (epcc && carriesCredential(name)) ||
       name === 'host' ||
-      name === 'cookie' ||
-      name === 'authorization' ||
-      name.startsWith('ep-') ||
-      name.startsWith('x-moltin-') ||
+      name === 'expect' ||
       name === 'x-csrf' ||
       name === 'origin' ||
       name === 'referer' ||
@@ -95,14 +159,23 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
   return out
 }
 
-/** EPCC's response headers that go back to the browser: all but `Set-Cookie` and hop-by-hop ones. */
+/**
+ * EPCC's response headers that go back to the browser: all but `Set-Cookie`, hop-by-hop ones, and EPCC's own
+ * `Access-Control-*` (the BFF's CORS policy decides what the browser may read, never EPCC's).
+ */
 export function returnedResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(upstream)) {
     const lower = name.toLowerCase()
-    if (value === undefined || lower === 'set-cookie' || HOP_BY_HOP.has(lower)) continue
+    if (
+      value === undefined ||
+      lower === 'set-cookie' ||
+      HOP_BY_HOP.has(lower) ||
+      lower.startsWith('access-control-')
+    )
+      continue
     out[lower] = value
   }
   return out

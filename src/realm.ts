@@ -1,4 +1,5 @@
 import type { EpccClient, OidcProfile } from './epcc/client.js'
+import { EpccError } from './epcc/errors.js'
 import { BffError } from './errors.js'
 
 export interface RealmInfo {
@@ -20,6 +21,7 @@ export class Realm {
   private loadedAt = 0
   private failing = true
   private pending: Promise<RealmInfo> | undefined
+  private lastProblem: string | undefined
 
   constructor(
     private readonly epcc: EpccClient,
@@ -30,6 +32,14 @@ export class Realm {
   /** True while the last attempt to read EPCC succeeded. */
   get ready(): boolean {
     return this.info !== undefined && !this.failing
+  }
+
+  /**
+   * Why the realm is not loaded, for operators (readiness): EPCC refused a read (and what fixes it) or did
+   * not answer. Never a token: `EpccError` messages name the operation and status only.
+   */
+  get problem(): string | undefined {
+    return this.ready ? undefined : (this.lastProblem ?? 'not loaded yet')
   }
 
   /** The realm, from cache while fresh; a stale or missing one is (re)loaded, one load at a time. */
@@ -62,9 +72,11 @@ export class Realm {
       this.info = { realmId, clientId, profiles }
       this.loadedAt = this.now()
       this.failing = false
+      this.lastProblem = undefined
       return this.info
     } catch (err) {
       this.failing = true
+      this.lastProblem = describeFailure(err)
       throw err
     }
   }
@@ -85,4 +97,10 @@ export class Realm {
     if (!profile) throw new BffError(400, 'unknown_profile', 'No OIDC profile with that id.')
     return profile
   }
+}
+
+function describeFailure(err: unknown): string {
+  if (!(err instanceof EpccError)) return 'EPCC could not be read'
+  if (err.kind === 'rejected') return `EPCC refused ${err.operation} (HTTP ${err.status}): ${err.detail}`
+  return `EPCC did not answer ${err.operation}${err.status === undefined ? '' : ` (HTTP ${err.status})`}`
 }

@@ -17,7 +17,11 @@ t.test('readiness follows EPCC both ways; liveness depends on nothing', async (t
   await stack.app.realm.refresh().catch(() => {})
   const down = await fetch(`${stack.bff}/readyz`)
   t.equal(down.status, 503)
-  t.same(await down.json(), { status: 'unavailable', checks: { sessionStore: true, epcc: false } })
+  t.same(await down.json(), {
+    status: 'unavailable',
+    checks: { sessionStore: true, epcc: false },
+    reason: 'EPCC did not answer account_authentication_settings (HTTP 503)',
+  })
   t.equal((await fetch(`${stack.bff}/healthz`)).status, 200)
   stack.sim.clearFaults()
   // The breaker may have opened after those failures: readiness returns once EPCC answers again.

@@ -48,6 +48,35 @@ t.test('escapes are refused (security.md A-39)', async (t) => {
   for (const path of escapes) t.equal(upstreamPath(path, prefixes), undefined, path)
 })
 
+t.test('matrix parameters, encoded percent signs and backslashes are refused', async (t) => {
+  const refused = [
+    '/v2/carts;x=1',
+    '/v2/carts/abc;jsessionid=1',
+    '/v2/carts/%3b',
+    '/v2/carts/%253b',
+    '/v2/carts/%252e%252e/x',
+    '/v2/carts/%25',
+    '/v2/carts\\x',
+    '/v2/carts/%5cx',
+  ]
+  for (const path of refused) t.equal(upstreamPath(path, prefixes), undefined, path)
+})
+
+t.test('token endpoints are never forwarded, in any letter case', async (t) => {
+  const wide = [...prefixes, '/oauth', '/v2/account-members', '/OAuth', '/v2/Account-Members']
+  for (const path of [
+    '/v2/account-members/Tokens',
+    '/v2/account-members/TOKENS',
+    '/v2/account-members/tokens/',
+    '/v2/account-members/%54okens',
+    '/OAuth/access_token',
+    '/oauth/ACCESS_TOKEN',
+    '/v2/Account-Members/tokens',
+  ]) {
+    t.equal(upstreamPath(path, wide), undefined, path)
+  }
+})
+
 t.test('token endpoints are never forwarded, whatever the prefixes', async (t) => {
   const wide = [...prefixes, '/oauth', '/v2/account-members']
   t.equal(upstreamPath('/oauth/access_token', wide), undefined)
@@ -74,10 +103,52 @@ t.test("the browser's credentials and hop-by-hop headers never reach EPCC", asyn
     'x-forwarded-for': '1.2.3.4',
     host: 'bff.example',
   })
-  t.same(out, { accept: 'application/json', 'content-type': 'application/json', 'accept-language': 'de' })
+  t.same(out, {
+    accept: 'application/json',
+    'content-type': 'application/json',
+    'accept-language': 'de',
+    'ep-channel': 'web',
+  })
 })
 
-t.test("EPCC's Set-Cookie and hop-by-hop headers never reach the browser", async (t) => {
+t.test('the headers that select what EPCC answers pass unchanged', async (t) => {
+  const selectors = {
+    'ep-channel': 'mobile',
+    'ep-context-tag': 'black-friday',
+    'ep-geolocation': 'CH',
+    'ep-pricebook-ids-for-price-segmentation-preview': 'pb-1,pb-2',
+    'ep-pricebook-ids-of-available-prices-to-show': 'pb-3',
+    'ep-inventories-multi-location': 'true',
+    'x-moltin-currency': 'EUR',
+    'x-moltin-language': 'fr',
+    'accept-language': 'fr-CH',
+    'if-none-match': '"v1"',
+    'if-match': '"v2"',
+    'x-moltin-sdk-language': 'JS',
+    'x-moltin-sdk-version': '35.0.0',
+  }
+  t.same(forwardedRequestHeaders(selectors), selectors)
+})
+
+t.test(
+  'credentials are dropped, however EPCC names them, and so are Expect and store selection',
+  async (t) => {
+    const out = forwardedRequestHeaders({
+      authorization: 'Bearer placeholder',
+      'ep-account-management-authentication-token': 'stolen',
+      'x-moltin-customer-token': 'customer',
+      'x-moltin-auth-store': 'another-store',
+      'ep-some-future-token': 'x',
+      'x-moltin-client-secret': 'x',
+      'proxy-authorization': 'Basic x',
+      expect: '100-continue',
+      'x-moltin-currency': 'GBP',
+    })
+    t.same(out, { 'x-moltin-currency': 'GBP' })
+  },
+)
+
+t.test("EPCC's Set-Cookie, hop-by-hop and Access-Control-* headers never reach the browser", async (t) => {
   t.same(
     returnedResponseHeaders({
       'content-type': 'application/json',
@@ -86,6 +157,9 @@ t.test("EPCC's Set-Cookie and hop-by-hop headers never reach the browser", async
       'transfer-encoding': 'chunked',
       location: 'https://evil.example/steal',
       'cache-control': 'max-age=60',
+      'Access-Control-Allow-Origin': '*',
+      'access-control-allow-credentials': 'true',
+      'access-control-expose-headers': '*',
     }),
     {
       'content-type': 'application/json',

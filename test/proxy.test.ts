@@ -19,7 +19,7 @@ function accountClaims(request: SimRequest | undefined): { sub: string; scope: s
 /** The credential-bearing headers EPCC received: the only ones a proxy may choose. */
 const credentialHeaders = (request: SimRequest | undefined) =>
   Object.keys(request?.headers ?? {})
-    .filter((h) => /^(authorization|cookie|ep-|x-moltin-)/.test(h))
+    .filter((h) => /^(authorization|cookie|ep-account-|x-moltin-customer-)/.test(h))
     .sort()
 
 /** What reached EPCC, other than the BFF's own token calls. */
@@ -83,7 +83,7 @@ t.test('the proxy', async (t) => {
     t.equal(call?.status, 200, 'EPCC accepted the implicit token')
   })
 
-  t.test("signed in: the implicit bearer and the active account's token, nothing else", async (t) => {
+  t.test("signed in: the implicit bearer, the account's token, the selectors", async (t) => {
     const { browser, member } = await signedIn(stack, 2)
     stack.sim.clearLog()
     const cookie = `epcc-bff=${browser.cookie(cookieHost(stack), 'epcc-bff')}; tracker=abc`
@@ -114,6 +114,8 @@ t.test('the proxy', async (t) => {
       { sub: member.id, scope: member.accounts[0]?.id },
     )
     t.equal(call?.headers['accept-language'], 'de-CH', 'ordinary headers pass')
+    t.equal(call?.headers['ep-channel'], 'mobile', 'the channel selector passes')
+    t.equal(call?.headers['x-moltin-currency'], 'EUR', 'the currency selector passes')
     for (const header of ['x-csrf', 'origin', 'x-forwarded-for']) t.notOk(call?.headers[header], header)
   })
 

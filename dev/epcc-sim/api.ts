@@ -151,8 +151,8 @@ function memberTokens(ctx: SimContext, req: Req, res: Res) {
   const data = req.body.data
   if (!isRecord(data)) return bad('data is required', 'data')
   if (data.type !== TOKEN_TYPE) return bad(`data.type must be ${TOKEN_TYPE}`, 'data.type')
-  const page = readPage(ctx, req, res, state.opts.tokenPageDefault)
-  if (!page) return
+  const asked = readPage(ctx, req, res, state.opts.tokenPageDefault)
+  if (!asked) return
 
   let member: SimMember | undefined
   switch (data.authentication_mechanism) {
@@ -186,6 +186,12 @@ function memberTokens(ctx: SimContext, req: Req, res: Res) {
       return bad('unknown authentication_mechanism', 'data.authentication_mechanism')
   }
   if (!member) return sendError(res, q, 401, { detail: 'account member not found' })
+  const page =
+    state.tokenPaging === 'fixed-pages'
+      ? { offset: asked.offset, limit: 25 }
+      : state.tokenPaging === 'everything'
+        ? { offset: 0, limit: Math.max(1, member.accounts.length) }
+        : asked
 
   // Tokens are minted for the page returned only: a 10,000-account member stays cheap.
   const data2 = member.accounts.slice(page.offset, page.offset + page.limit).map((account) => ({

@@ -18,6 +18,8 @@ export interface Quirks {
   omitMemberId: boolean
   rejectImplicitOnSettings: boolean
   errorsAsObject: boolean
+  /** Answer with EPCC's own permissive CORS headers (`Access-Control-Allow-Origin: *`), as EPCC's API does. */
+  accessControlHeaders: boolean
 }
 
 /**

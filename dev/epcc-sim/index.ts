@@ -20,10 +20,17 @@ import {
 } from './http.js'
 import { authRoutes, newClientSecret } from './oidc-idp.js'
 import { shopperRoutes } from './shopper.js'
-import { type ResolvedOptions, type SimAccount, type SimMember, type SimProfile, SimState } from './state.js'
+import {
+  type ResolvedOptions,
+  type SimAccount,
+  type SimMember,
+  type SimProfile,
+  SimState,
+  type TokenPaging,
+} from './state.js'
 
 export { DEFAULT_PASSWORD } from './state.js'
-export type { Fault, Quirks, SimAccount, SimMember, SimRequest }
+export type { Fault, Quirks, SimAccount, SimMember, SimRequest, TokenPaging }
 
 export interface EpccSimulatorOptions {
   host?: string
@@ -45,6 +52,7 @@ export interface EpccSimulatorOptions {
   accountTokenTtlS?: number
   codeTtlS?: number
   tokenPageDefault?: number
+  tokenPaging?: TokenPaging
 }
 
 export interface EpccSimulator {
@@ -74,6 +82,10 @@ export interface EpccSimulator {
   quirks: Quirks
   fault(f: Fault): void
   clearFaults(): void
+  /** EPCC stops accepting every store token it issued so far. */
+  revokeStoreTokens(): void
+  /** How the token list treats `page[limit]`/`page[offset]` from now on. */
+  setTokenPaging(mode: TokenPaging): void
   close(): Promise<void>
 }
 
@@ -154,6 +166,7 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     },
   )
   const state = new SimState(opts, profiles)
+  if (options.tokenPaging) state.tokenPaging = options.tokenPaging
   const faults = new Faults()
   const ctx: SimContext = { state, apiUrl: '', authUrl: '', idpUrl: undefined }
 
@@ -184,6 +197,11 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     })
     // A request cut off mid-body reached EPCC all the same (logged, status 0) but gets no answer.
     if (req.aborted) return void res.destroy()
+    if (state.quirks.accessControlHeaders) {
+      res.setHeader('access-control-allow-origin', '*')
+      res.setHeader('access-control-allow-headers', '*')
+      res.setHeader('access-control-expose-headers', '*')
+    }
     const fault = faults.take(req.method, req.path)
     if (fault && !(await faults.apply(fault, res, state.quirks))) return
     for (const r of routes) {
@@ -319,6 +337,10 @@ export async function startEpccSimulator(options: EpccSimulatorOptions): Promise
     quirks: state.quirks,
     fault: (f) => faults.add(f),
     clearFaults: () => faults.clear(),
+    revokeStoreTokens: () => state.revokeStoreTokens(),
+    setTokenPaging: (mode) => {
+      state.tokenPaging = mode
+    },
     close: () => {
       closing ??= (async () => {
         faults.close()

@@ -39,6 +39,8 @@ interface Cart {
   description: string
   accountId: string | null
   items: CartItem[]
+  /** From `X-Moltin-Currency` when the cart was created or got its first item; USD otherwise. */
+  currency: string
   createdAt: string
   updatedAt: string
 }
@@ -73,11 +75,18 @@ function data(ctx: SimContext) {
   return s
 }
 
-const money = (amount: number) => ({
+// The catalogue has one price per product; the cart shows it in the cart's currency (no conversion).
+const money = (amount: number, currency = 'USD') => ({
   amount,
-  currency: 'USD',
-  formatted: `$${(amount / 100).toFixed(2)}`,
+  currency,
+  formatted: `${currency === 'USD' ? '$' : `${currency} `}${(amount / 100).toFixed(2)}`,
 })
+
+/** `X-Moltin-Currency`, when it names a currency (three letters). */
+function requestedCurrency(req: Req): string | undefined {
+  const value = req.headers['x-moltin-currency']?.trim().toUpperCase()
+  return value && /^[A-Z]{3}$/.test(value) ? value : undefined
+}
 
 function cartJson(ctx: SimContext, c: Cart) {
   const total = c.items.reduce((n, i) => n + i.product.amount * i.quantity, 0)
@@ -91,14 +100,18 @@ function cartJson(ctx: SimContext, c: Cart) {
       ...(c.accountId ? { accounts: { data: [{ type: 'account', id: c.accountId }] } } : {}),
     },
     meta: {
-      display_price: { with_tax: money(total), without_tax: money(total), tax: money(0) },
+      display_price: {
+        with_tax: money(total, c.currency),
+        without_tax: money(total, c.currency),
+        tax: money(0, c.currency),
+      },
       timestamps: { created_at: c.createdAt, updated_at: c.updatedAt },
     },
     links: { self: `${ctx.apiUrl}/v2/carts/${c.id}` },
   }
 }
 
-function itemJson(i: CartItem) {
+function itemJson(i: CartItem, currency = 'USD') {
   return {
     id: i.id,
     type: 'cart_item',
@@ -106,8 +119,8 @@ function itemJson(i: CartItem) {
     sku: i.product.sku,
     name: i.product.name,
     quantity: i.quantity,
-    unit_price: money(i.product.amount),
-    value: money(i.product.amount * i.quantity),
+    unit_price: money(i.product.amount, currency),
+    value: money(i.product.amount * i.quantity, currency),
   }
 }
 
@@ -163,7 +176,16 @@ function cartFor(ctx: SimContext, req: Req, res: Res, id: string, create: boolea
   if (!cart && create) {
     // EPCC creates a cart when an unknown reference is read.
     const now = ctx.state.isoNow()
-    cart = { id, name: 'Cart', description: '', accountId: null, items: [], createdAt: now, updatedAt: now }
+    cart = {
+      id,
+      name: 'Cart',
+      description: '',
+      accountId: null,
+      items: [],
+      currency: requestedCurrency(req) ?? 'USD',
+      createdAt: now,
+      updatedAt: now,
+    }
     carts.set(id, cart)
   }
   if (!cart || (cart.accountId && cart.accountId !== claims?.scope)) {
@@ -196,6 +218,7 @@ function createCart(ctx: SimContext, req: Req, res: Res) {
     description: typeof body.description === 'string' ? body.description : '',
     accountId: claims?.scope ?? null,
     items: [],
+    currency: requestedCurrency(req) ?? 'USD',
     createdAt: now,
     updatedAt: now,
   }
@@ -210,7 +233,12 @@ function getCart(ctx: SimContext, req: Req, res: Res, [id = '']: string[]) {
 
 function cartItems(ctx: SimContext, req: Req, res: Res, [id = '']: string[]) {
   const cart = cartFor(ctx, req, res, id, true)
-  if (cart) sendJson(res, 200, { data: cart.items.map(itemJson), meta: cartJson(ctx, cart).meta })
+  if (cart) {
+    sendJson(res, 200, {
+      data: cart.items.map((i) => itemJson(i, cart.currency)),
+      meta: cartJson(ctx, cart).meta,
+    })
+  }
 }
 
 function addCartItem(ctx: SimContext, req: Req, res: Res, [id = '']: string[]) {
@@ -223,11 +251,16 @@ function addCartItem(ctx: SimContext, req: Req, res: Res, [id = '']: string[]) {
     sendError(res, ctx.state.quirks, 400, { detail: 'unknown product', source: 'data.id' })
     return
   }
+  // An empty cart takes the currency its first item is added in.
+  if (cart.items.length === 0) cart.currency = requestedCurrency(req) ?? cart.currency
   const existing = cart.items.find((i) => i.product.id === product.id)
   if (existing) existing.quantity += quantity
   else cart.items.push({ id: randomUUID(), product, quantity })
   cart.updatedAt = ctx.state.isoNow()
-  sendJson(res, 201, { data: cart.items.map(itemJson), meta: cartJson(ctx, cart).meta })
+  sendJson(res, 201, {
+    data: cart.items.map((i) => itemJson(i, cart.currency)),
+    meta: cartJson(ctx, cart).meta,
+  })
 }
 
 /** POST /v2/carts/{id}/checkout with an account token (checkout-account-management-authentication-token.mdx). */

@@ -44,6 +44,7 @@ export interface ResolvedOptions {
 }
 
 export type StoreTokenKind = 'implicit' | 'client_credentials'
+export type TokenPaging = 'honoured' | 'fixed-pages' | 'everything'
 
 interface StoreToken {
   kind: StoreTokenKind
@@ -87,7 +88,15 @@ export class SimState {
     omitMemberId: false,
     rejectImplicitOnSettings: false,
     errorsAsObject: false,
+    accessControlHeaders: false,
   }
+  /**
+   * How `POST /v2/account-members/tokens` treats `page[limit]`/`page[offset]` (undocumented, epcc-api.md
+   * §1.6): `honoured`; `fixed-pages` (the limit ignored: pages of 25 from the offset asked for); `everything`
+   * (both ignored: every account at once).
+   */
+  tokenPaging: TokenPaging = 'honoured'
+
   readonly members = new Map<string, SimMember & { createdAt: string }>()
   private readonly membersByEmail = new Map<string, SimMember & { createdAt: string }>()
   readonly accounts = new Map<string, SimAccount & { createdAt: string }>()
@@ -170,6 +179,11 @@ export class SimState {
     const expires = Math.floor(this.clock.now() / 1000) + ttl
     this.storeTokens.set(token, { kind, expiresAt: expires * 1000 })
     return { access_token: token, token_type: 'Bearer', expires_in: ttl, expires, identifier: kind }
+  }
+
+  /** EPCC stops accepting every store token issued so far (a rotated client secret, a revocation). */
+  revokeStoreTokens(): void {
+    this.storeTokens.clear()
   }
 
   /** The kind of a valid `Authorization: Bearer` store token on the sim clock, else undefined. */

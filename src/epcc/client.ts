@@ -57,14 +57,25 @@ const BREAKER_COOLDOWN_MS = 10_000
 type StoreGrant = 'implicit' | 'client_credentials'
 interface StoreToken {
   value: string
-  /** Epoch ms after which we fetch a new one (60 s before EPCC's `expires`). */
+  /** Epoch ms (our clock) from which we fetch a new one. */
   renewAt: number
+  /** Epoch ms (our clock) when it arrived. */
+  fetchedAt: number
+  /** Fetched because a proxied call's 401 dropped the one before (see `proxiedCallRefused`). */
+  replacedRefused: boolean
 }
 
-/** Store tokens are re-fetched this long before they expire, as epcc-cli and the shopper SDK do. */
+/** Store tokens are re-fetched this long before they expire (at most a quarter of their lifetime). */
 const STORE_TOKEN_LEEWAY_MS = 60_000
+/**
+ * A proxied 401 on a store token that itself replaced a refused one, younger than this, is EPCC's answer to
+ * the request (an account-only path asked anonymously), not a refusal of the token.
+ */
+const REPLACED_TOKEN_TRUSTED_MS = 60_000
 /** EPCC's page size cap (epcc-api.md §1.0). */
 export const MAX_PAGE_LIMIT = 100
+/** EPCC pages read to fill one window of the token list: 100 accounts in pages of 10 or more. */
+const MAX_WINDOW_CALLS = 10
 
 /**
  * The EPCC calls the BFF makes. Every call has the `EPCC_TIMEOUT_MS` budget; failures are `EpccError`s
@@ -76,6 +87,7 @@ export class EpccClient {
   private readonly storeTokens = new Map<StoreGrant, StoreToken>()
   private readonly storeTokenFetches = new Map<StoreGrant, Promise<StoreToken>>()
   private failuresInARow = 0
+  private nextFetchReplacesRefused = false
   private openUntil = 0
 
   constructor(private readonly opts: EpccClientOptions) {
@@ -83,28 +95,77 @@ export class EpccClient {
     this.now = opts.now ?? Date.now
   }
 
-  /** The store's implicit token, shared by every session; one fetch in flight at a time. */
-  implicitToken(): Promise<string> {
-    return this.storeToken('implicit')
+  /**
+   * The store's implicit token, shared by every session; one fetch in flight at a time. `forStorefront`:
+   * fetched for a proxied call, so that its failure does not count towards the circuit breaker, which judges
+   * only the BFF's own calls (a storefront's traffic must never fail logins and renewals fast).
+   */
+  implicitToken(opts: { forStorefront?: boolean } = {}): Promise<string> {
+    return this.storeToken('implicit', opts.forStorefront !== true)
   }
 
-  /** Forget a token EPCC refused, so that the next call fetches a fresh one. */
-  dropImplicitToken(token: string): void {
-    if (this.storeTokens.get('implicit')?.value === token) this.storeTokens.delete('implicit')
+  /**
+   * A storefront's proxied call with `token` got a 401. Returns whether another implicit token is (or is
+   * about to be) current, so that a call that may be sent twice is worth retrying. The token is dropped
+   * unless it replaced a refused one moments ago: then the 401 is EPCC's answer to the request, and a burst
+   * of anonymous 401s costs at most one token fetch.
+   */
+  proxiedCallRefused(token: string): boolean {
+    const current = this.storeTokens.get('implicit')
+    if (!current) return true
+    if (current.value !== token) return true
+    if (current.replacedRefused && this.now() - current.fetchedAt < REPLACED_TOKEN_TRUSTED_MS) return false
+    this.storeTokens.delete('implicit')
+    this.nextFetchReplacesRefused = true
+    return true
   }
 
-  private async storeToken(grant: StoreGrant): Promise<string> {
+  /** Forgets `token` if it is still the current one of `grant`: the next call fetches a fresh one. */
+  private dropStoreToken(grant: StoreGrant, token: string): void {
+    if (this.storeTokens.get(grant)?.value === token) this.storeTokens.delete(grant)
+  }
+
+  private async storeToken(grant: StoreGrant, judged = true): Promise<string> {
     const cached = this.storeTokens.get(grant)
     if (cached && cached.renewAt > this.now()) return cached.value
     let pending = this.storeTokenFetches.get(grant)
     if (!pending) {
-      pending = this.fetchStoreToken(grant).finally(() => this.storeTokenFetches.delete(grant))
+      const replacedRefused = grant === 'implicit' && this.nextFetchReplacesRefused
+      if (grant === 'implicit') this.nextFetchReplacesRefused = false
+      pending = this.fetchStoreToken(grant, replacedRefused, judged).finally(() =>
+        this.storeTokenFetches.delete(grant),
+      )
       this.storeTokenFetches.set(grant, pending)
     }
     return (await pending).value
   }
 
-  private async fetchStoreToken(grant: StoreGrant): Promise<StoreToken> {
+  /**
+   * One of our own calls with the store token: a 401 says EPCC no longer takes the token (revoked, rotated,
+   * or expired early by its clock), so it is dropped and the call is made once more with a new one (one
+   * fetch for every call that saw it refused). `retry: false` for a call that must not be repeated.
+   */
+  private async withStoreToken<T>(
+    grant: StoreGrant,
+    send: (token: string) => Promise<T>,
+    opts: { retry: boolean } = { retry: true },
+  ): Promise<T> {
+    const token = await this.storeToken(grant)
+    try {
+      return await send(token)
+    } catch (err) {
+      if (!(err instanceof EpccError && err.status === 401)) throw err
+      this.dropStoreToken(grant, token)
+      if (!opts.retry) throw err
+      return send(await this.storeToken(grant))
+    }
+  }
+
+  private async fetchStoreToken(
+    grant: StoreGrant,
+    replacedRefused: boolean,
+    judged: boolean,
+  ): Promise<StoreToken> {
     const form = new URLSearchParams({ grant_type: grant, client_id: this.opts.clientId })
     if (grant === 'client_credentials') form.set('client_secret', this.opts.clientSecret ?? '')
     const body = await this.call<{ access_token?: unknown; expires?: unknown; expires_in?: unknown }>(
@@ -115,15 +176,21 @@ export class EpccClient {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: form.toString(),
       },
+      { judged },
     )
     if (typeof body.access_token !== 'string' || body.access_token === '') {
       throw new EpccError(`store_token_${grant}`, 'unavailable', 200, 'no access_token in the response')
     }
-    const expiresAt =
-      typeof body.expires === 'number'
-        ? body.expires * 1000
-        : this.now() + (typeof body.expires_in === 'number' ? body.expires_in : 3600) * 1000
-    const token = { value: body.access_token, renewAt: expiresAt - STORE_TOKEN_LEEWAY_MS }
+    // Its lifetime by our own clock: EPCC's absolute `expires` is by EPCC's, and the two may disagree.
+    const fetchedAt = this.now()
+    const lifetimeMs =
+      (typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 3600) * 1000
+    const token = {
+      value: body.access_token,
+      renewAt: fetchedAt + lifetimeMs - Math.min(STORE_TOKEN_LEEWAY_MS, lifetimeMs / 4),
+      fetchedAt,
+      replacedRefused,
+    }
     this.storeTokens.set(grant, token)
     return token
   }
@@ -134,20 +201,21 @@ export class EpccClient {
    * secret is configured.
    */
   async accountAuthenticationSettings(): Promise<AccountAuthenticationSettings> {
-    const read = async (grant: StoreGrant) =>
-      this.call<{ data?: SettingsData }>(
-        'account_authentication_settings',
-        'v2/settings/account-authentication',
-        {
-          headers: { authorization: `Bearer ${await this.storeToken(grant)}` },
-        },
+    const read = (grant: StoreGrant) =>
+      this.withStoreToken(grant, (token) =>
+        this.call<{ data?: SettingsData }>(
+          'account_authentication_settings',
+          'v2/settings/account-authentication',
+          { headers: { authorization: `Bearer ${token}` } },
+        ),
       )
     let body: { data?: SettingsData }
     try {
       body = await read('implicit')
     } catch (err) {
       const refused = err instanceof EpccError && (err.status === 401 || err.status === 403)
-      if (!refused || !this.opts.clientSecret) throw err
+      if (!refused) throw err
+      if (!this.opts.clientSecret) throw new SettingsRefusedError(err.status)
       body = await read('client_credentials')
     }
     const realmId = body.data?.relationships?.authentication_realm?.data?.id
@@ -167,10 +235,12 @@ export class EpccClient {
   async oidcProfiles(realmId: string): Promise<OidcProfile[]> {
     const profiles: OidcProfile[] = []
     for (let offset = 0; ; ) {
-      const body = await this.call<ListBody<ProfileData>>(
-        'oidc_profiles',
-        `v2/authentication-realms/${encodeURIComponent(realmId)}/oidc-profiles?page[limit]=${MAX_PAGE_LIMIT}&page[offset]=${offset}`,
-        { headers: { authorization: `Bearer ${await this.implicitToken()}` } },
+      const body = await this.withStoreToken('implicit', (token) =>
+        this.call<ListBody<ProfileData>>(
+          'oidc_profiles',
+          `v2/authentication-realms/${encodeURIComponent(realmId)}/oidc-profiles?page[limit]=${MAX_PAGE_LIMIT}&page[offset]=${offset}`,
+          { headers: { authorization: `Bearer ${token}` } },
+        ),
       )
       const items = Array.isArray(body.data) ? body.data : []
       for (const item of items) {
@@ -204,7 +274,8 @@ export class EpccClient {
 
   /**
    * `POST /v2/account-members/tokens` with `authentication_mechanism: oidc`. Never retried: the code is
-   * single-use, and a retry after EPCC redeemed it would only fail (RFC 6749 §4.1.2).
+   * single-use, and a retry after EPCC redeemed it would only fail (RFC 6749 §4.1.2). A 401 still drops the
+   * store token, so that the next login uses a new one.
    */
   async exchangeOidcCode(input: {
     code: string
@@ -212,69 +283,106 @@ export class EpccClient {
     codeVerifier: string
     limit: number
   }): Promise<AccountTokenPage> {
-    const body = await this.call<ListBody<TokenData>>(
-      'exchange_oidc_code',
-      `v2/account-members/tokens?page[limit]=${input.limit}&page[offset]=0`,
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${await this.implicitToken()}`,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({
-          data: {
-            type: 'account_management_authentication_token',
-            authentication_mechanism: 'oidc',
-            oauth_authorization_code: input.code,
-            oauth_redirect_uri: input.redirectUri,
-            oauth_code_verifier: input.codeVerifier,
+    const body = await this.withStoreToken(
+      'implicit',
+      (token) =>
+        this.call<ListBody<TokenData>>(
+          'exchange_oidc_code',
+          `v2/account-members/tokens?page[limit]=${input.limit}&page[offset]=0`,
+          {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({
+              data: {
+                type: 'account_management_authentication_token',
+                authentication_mechanism: 'oidc',
+                oauth_authorization_code: input.code,
+                oauth_redirect_uri: input.redirectUri,
+                oauth_code_verifier: input.codeVerifier,
+              },
+            }),
           },
-        }),
-      },
+        ),
+      { retry: false },
     )
-    return readTokenPage('exchange_oidc_code', body, 0, this.now())
+    // EPCC may answer with more than the limit (every account at once): keep the first page only.
+    const first = readTokenPage('exchange_oidc_code', body, 0, this.now())
+    return { ...first, tokens: first.tokens.slice(0, input.limit) }
   }
 
   /**
    * The switch mechanism (`account_management_authentication_token`): a fresh token for every account of
-   * the member who owns `accountToken`, one page at a time (epcc-api.md §1.6).
+   * the member who owns `accountToken` in `[offset, offset + limit)` (epcc-api.md §1.6). Whether EPCC honours
+   * `page[limit]`/`page[offset]` here is not documented: whatever page it answers with (its own size, or
+   * every account at once) is cut to the window asked for, and further pages are read until it is full.
    */
   async switchAccountTokens(
     accountToken: string,
     page: { offset: number; limit: number },
   ): Promise<AccountTokenPage> {
-    const body = await this.call<ListBody<TokenData>>(
-      'switch_account_tokens',
-      `v2/account-members/tokens?page[limit]=${page.limit}&page[offset]=${page.offset}`,
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${await this.implicitToken()}`,
-          'ep-account-management-authentication-token': accountToken,
-          'content-type': 'application/json',
-        },
-        body: JSON.stringify({
-          data: {
-            type: 'account_management_authentication_token',
-            authentication_mechanism: 'account_management_authentication_token',
+    const end = page.offset + page.limit
+    const tokens: AccountToken[] = []
+    let memberId: string | undefined
+    let total = Number.POSITIVE_INFINITY
+    for (
+      let next = page.offset, calls = 0;
+      next < Math.min(end, total) && calls < MAX_WINDOW_CALLS;
+      calls++
+    ) {
+      const got = await this.switchAccountTokenPage(accountToken, { offset: next, limit: end - next })
+      memberId ??= got.memberId
+      total = got.total
+      const from = Math.max(next, got.offset)
+      const inWindow = got.tokens.slice(from - got.offset, end - got.offset)
+      // A page that does not reach `next` (EPCC kept to its own offset) or brings nothing cannot advance.
+      if (got.offset > next || inWindow.length === 0) break
+      tokens.push(...inWindow)
+      next = from + inWindow.length
+    }
+    return { memberId, tokens, offset: page.offset, total: Number.isFinite(total) ? total : tokens.length }
+  }
+
+  private async switchAccountTokenPage(
+    accountToken: string,
+    page: { offset: number; limit: number },
+  ): Promise<AccountTokenPage> {
+    // Retried after a 401 with a new store token: switching mints tokens and redeems nothing, so it may repeat.
+    const body = await this.withStoreToken('implicit', (token) =>
+      this.call<ListBody<TokenData>>(
+        'switch_account_tokens',
+        `v2/account-members/tokens?page[limit]=${page.limit}&page[offset]=${page.offset}`,
+        {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            'ep-account-management-authentication-token': accountToken,
+            'content-type': 'application/json',
           },
-        }),
-      },
+          body: JSON.stringify({
+            data: {
+              type: 'account_management_authentication_token',
+              authentication_mechanism: 'account_management_authentication_token',
+            },
+          }),
+        },
+      ),
     )
     return readTokenPage('switch_account_tokens', body, page.offset, this.now())
   }
 
   /** `GET /v2/account-members/{id}` with the implicit token and an account token of that member. */
   async accountMember(memberId: string, accountToken: string): Promise<Member> {
-    const body = await this.call<{ data?: { id?: unknown; name?: unknown; email?: unknown } }>(
-      'account_member',
-      `v2/account-members/${encodeURIComponent(memberId)}`,
-      {
-        headers: {
-          authorization: `Bearer ${await this.implicitToken()}`,
-          'ep-account-management-authentication-token': accountToken,
+    const body = await this.withStoreToken('implicit', (token) =>
+      this.call<{ data?: { id?: unknown; name?: unknown; email?: unknown } }>(
+        'account_member',
+        `v2/account-members/${encodeURIComponent(memberId)}`,
+        {
+          headers: {
+            authorization: `Bearer ${token}`,
+            'ep-account-management-authentication-token': accountToken,
+          },
         },
-      },
+      ),
     )
     const data = body.data
     if (typeof data?.id !== 'string') {
@@ -296,9 +404,15 @@ export class EpccClient {
    * One EPCC call within the budget, through a circuit breaker: after `BREAKER_THRESHOLD` failures in a row
    * (5xx, 429, timeouts, resets) calls fail at once for `BREAKER_COOLDOWN_MS`, then one is let through to
    * probe. A 429 on a GET waits out a `Retry-After` that fits the budget and tries once more; a POST (the
-   * code exchange above all) is never repeated.
+   * code exchange above all) is never repeated. A call that is not `judged` (a store token fetched for the
+   * storefront's proxied call) may close the circuit but never opens it.
    */
-  private async call<T>(operation: string, path: string, init: RequestInit = {}): Promise<T> {
+  private async call<T>(
+    operation: string,
+    path: string,
+    init: RequestInit = {},
+    { judged = true }: { judged?: boolean } = {},
+  ): Promise<T> {
     if (this.circuitOpen) {
       this.opts.observe?.(operation, 'circuit_open', 0)
       throw new EpccError(operation, 'unavailable', undefined, 'circuit open: EPCC kept failing')
@@ -313,6 +427,7 @@ export class EpccClient {
       return result
     } catch (err) {
       if (err instanceof EpccError && err.kind === 'unavailable') {
+        if (!judged) throw err
         this.failuresInARow++
         if (this.failuresInARow >= BREAKER_THRESHOLD) this.openUntil = this.now() + BREAKER_COOLDOWN_MS
       } else {
@@ -369,6 +484,23 @@ export class EpccClient {
   }
 }
 
+/**
+ * EPCC answered the settings read, and refused the store's implicit token there, with no way around it
+ * configured: the message names the variables that fix it.
+ */
+export class SettingsRefusedError extends EpccError {
+  constructor(status: number | undefined) {
+    super(
+      'account_authentication_settings',
+      'rejected',
+      status,
+      'EPCC refused the implicit token on /v2/settings/account-authentication; set EPCC_CLIENT_SECRET, ' +
+        'or EPCC_ACCOUNT_REALM_ID and EPCC_ACCOUNT_CLIENT_ID',
+    )
+    this.name = 'SettingsRefusedError'
+  }
+}
+
 interface SettingsData {
   relationships?: { authentication_realm?: { data?: { id?: unknown } } }
   meta?: { client_id?: unknown }
@@ -387,7 +519,7 @@ interface TokenData {
 }
 interface ListBody<T> {
   data?: T[]
-  meta?: { account_member_id?: unknown; results?: { total?: unknown } }
+  meta?: { account_member_id?: unknown; page?: { offset?: unknown }; results?: { total?: unknown } }
   links?: { next?: unknown }
 }
 
@@ -409,10 +541,21 @@ function profileIssuer(item: ProfileData, endpoint: string): string {
   return `${url.origin}${url.pathname}`
 }
 
+/**
+ * Where the page EPCC sent starts: its `meta.page.offset`; without one, the offset asked for, unless the page
+ * holds more than remains from there (EPCC sent every account, from the first).
+ */
+function appliedOffset(body: ListBody<unknown>, asked: number, count: number): number {
+  const stated = body.meta?.page?.offset
+  if (typeof stated === 'number' && Number.isInteger(stated) && stated >= 0) return stated
+  const total = body.meta?.results?.total
+  return typeof total === 'number' && count > total - asked ? Math.max(0, total - count) : asked
+}
+
 function readTokenPage(
   operation: string,
   body: ListBody<TokenData>,
-  offset: number,
+  asked: number,
   now: number,
 ): AccountTokenPage {
   if (!Array.isArray(body.data)) throw new EpccError(operation, 'unavailable', 201, 'token list without data')
@@ -436,8 +579,8 @@ function readTokenPage(
     // Older responses leave `meta.account_member_id` out; the token's `sub` names the member (§1.8).
     memberId: typeof memberId === 'string' ? memberId : tokenSubject(tokens[0]?.token),
     tokens,
-    offset,
-    total: typeof total === 'number' ? total : offset + tokens.length,
+    offset: appliedOffset(body, asked, tokens.length),
+    total: typeof total === 'number' ? total : asked + tokens.length,
   }
 }
 
