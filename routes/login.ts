@@ -32,7 +32,7 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
           ...errors.unavailable,
         },
       },
-      config: { rateLimit: {} },
+      config: { rateLimit: {}, navigation: true },
     },
     async (request, reply) => {
       const realm = await app.realm.current().catch((err: Error) => {
