@@ -38,6 +38,7 @@ const proxy: FastifyPluginAsync = async (app) => {
     bodyTimeout: cfg.timeoutMs,
   })
   app.addHook('onClose', async () => dispatcher.close())
+  app.addHook('onRequest', app.apiRateLimit)
 
   // Bodies are not parsed here: they go to EPCC byte for byte.
   app.removeAllContentTypeParsers()

@@ -26,6 +26,8 @@ const SwitchBody = Type.Object(
 
 /** The signed-in member's session (contract §3.2): who, which accounts, switch the active one. */
 const session: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('onRequest', app.apiRateLimit)
+
   app.get(
     '/session',
     {

@@ -25,6 +25,8 @@ export const EnvSchema = Type.Object({
   EPCC_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5000 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 120 }),
+  API_RATE_LIMIT_PER_SESSION: Type.Integer({ minimum: 1, default: 600 }),
+  API_RATE_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 3000 }),
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 4096 }),
   SHUTDOWN_DRAIN_S: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   HOST: Type.String({ default: '0.0.0.0' }),
@@ -70,6 +72,8 @@ export interface Config {
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
   rateLimitPerMinute: number
+  /** Requests per minute on /session* and /api/epcc/*, per session and per client address. */
+  apiRateLimit: { perSession: number; perAddress: number }
   /** Open connections the server accepts at once; more are refused. */
   maxConnections: number
   /** Seconds between SIGTERM (readiness 503) and closing the listener. */
@@ -251,6 +255,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     proxy: { pathPrefixes },
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
+    apiRateLimit: { perSession: raw.API_RATE_LIMIT_PER_SESSION, perAddress: raw.API_RATE_LIMIT_PER_ADDRESS },
     maxConnections: raw.MAX_CONNECTIONS,
     shutdownDrainS: raw.SHUTDOWN_DRAIN_S,
     host: raw.HOST,

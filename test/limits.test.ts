@@ -1,0 +1,110 @@
+import { connect, type Socket } from 'node:net'
+import t, { type Test } from 'tap'
+import { SERVER_LIMITS } from '../src/app.js'
+import { api, signedIn } from './support/flows.js'
+import { API, startStack } from './support/stack.js'
+
+async function expectRateLimited(t: Test, response: Response, what: string): Promise<void> {
+  t.equal(response.status, 429, what)
+  t.ok(Number(response.headers.get('retry-after')) > 0, `${what}: Retry-After`)
+  t.equal(((await response.json()) as { error: string }).error, 'rate_limited', `${what}: rate_limited`)
+}
+
+t.test('session and proxy routes are rate limited per session', async (t) => {
+  const stack = await startStack(t, { env: { API_RATE_LIMIT_PER_SESSION: '4' } })
+  const { browser } = await signedIn(stack, 1)
+  const paths = ['/session', '/session/accounts', '/api/epcc/v2/carts/c1', '/session']
+  for (const path of paths) t.not((await api(stack, browser, path)).status, 429, path)
+  await expectRateLimited(t, await api(stack, browser, '/session'), 'the 5th request of the session')
+  await expectRateLimited(t, await api(stack, browser, '/api/epcc/v2/carts/c1'), 'a proxied call')
+
+  const { browser: other } = await signedIn(stack, 1)
+  t.equal((await api(stack, other, '/session')).status, 200, 'another session on the same address goes on')
+  t.equal((await fetch(`${stack.bff}/healthz`)).status, 200, 'probes are not limited')
+})
+
+t.test('session and proxy routes are rate limited per client address, IPv6 by /64', async (t) => {
+  const stack = await startStack(t, { env: { API_RATE_LIMIT_PER_ADDRESS: '3', TRUST_PROXY: 'true' } })
+  const from = (address: string, path = '/api/epcc/v2/carts/c1') =>
+    fetch(`${stack.bff}${path}`, { headers: { ...API, 'x-forwarded-for': address } })
+
+  // One /64, different hosts in it, with and without a session cookie: one budget.
+  for (const address of ['2001:db8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:fffe', '2001:db8:1:2:abcd::7']) {
+    t.not((await from(address)).status, 429, address)
+  }
+  await expectRateLimited(t, await from('2001:db8:1:2::99'), 'a fourth host of the same /64')
+  await expectRateLimited(t, await from('2001:db8:1:2::1', '/session'), '/session from the same /64')
+  t.not((await from('2001:db8:1:3::1')).status, 429, 'the next /64 has its own budget')
+  t.not((await from('192.0.2.1')).status, 429, 'an IPv4 address has its own budget')
+
+  // A signed-in browser behind the limited /64 is limited too, whatever its session.
+  const { browser } = await signedIn(stack, 1)
+  const response = await browser.fetch(`${stack.bff}/session`, {
+    headers: { ...API, 'x-forwarded-for': '2001:db8:1:2::5' },
+  })
+  await expectRateLimited(t, response, 'a session from the limited /64')
+})
+
+t.test('the server keeps deliberate time and connection limits', async (t) => {
+  const stack = await startStack(t, { env: { MAX_CONNECTIONS: '2' } })
+  const server = stack.app.server
+  t.equal(server.headersTimeout, SERVER_LIMITS.headersTimeoutMs, 'headers within 10 s')
+  t.equal(SERVER_LIMITS.headersTimeoutMs, 10_000)
+  t.equal(server.requestTimeout, SERVER_LIMITS.requestTimeoutMs, 'a whole request within 30 s')
+  t.equal(SERVER_LIMITS.requestTimeoutMs, 30_000)
+  t.equal(server.keepAliveTimeout, SERVER_LIMITS.keepAliveTimeoutMs)
+  t.equal(server.maxConnections, 2)
+
+  const url = new URL(stack.bff)
+  const open = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => resolve(socket))
+      socket.on('error', reject)
+    })
+  const closed = (socket: Socket) => new Promise<void>((resolve) => socket.on('close', () => resolve()))
+  const ask = (socket: Socket): Promise<string> =>
+    new Promise((resolve) => {
+      let answer = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => {
+        answer += chunk
+        if (answer.includes('\r\n\r\n')) resolve(answer)
+      })
+      socket.on('close', () => resolve(answer))
+      socket.write('GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n')
+    })
+
+  const first = await open()
+  const second = await open()
+  t.teardown(() => {
+    first.destroy()
+    second.destroy()
+  })
+  t.match(await ask(first), /^HTTP\/1\.1 200 /, 'the first connection is served')
+  const third = await open()
+  t.equal(await ask(third), '', 'a connection beyond MAX_CONNECTIONS is closed unanswered')
+  first.destroy()
+  await closed(first)
+  const fourth = await open()
+  t.match(await ask(fourth), /^HTTP\/1\.1 200 /, 'once one closes, a new connection is served')
+  fourth.destroy()
+})
+
+t.test('slow request headers are cut off with 408 request_timeout', async (t) => {
+  const stack = await startStack(t)
+  const url = new URL(stack.bff)
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname)
+    let received = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      received += chunk
+    })
+    socket.on('error', reject)
+    socket.on('close', () => resolve(received))
+    // The request line and one header, then nothing: the headers never end.
+    socket.write('GET /healthz HTTP/1.1\r\nHost: a\r\n')
+  })
+  t.match(answer, /^HTTP\/1\.1 408 /)
+  t.match(answer, /"error":"request_timeout"/)
+})
