@@ -76,7 +76,7 @@ export default fp(
       done()
     })
 
-    app.decorate('logins', new LoginTransactions(app.kv))
+    app.decorate('logins', new LoginTransactions(app.kv, app.config.pendingLoginLimit))
     app.decorate(
       'memberSessions',
       new MemberSessions(app.epcc, app.kv, policy, {

@@ -1,4 +1,5 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
+import { BffError } from '../src/errors.js'
 import { beginLogin, MAX_PENDING_LOGINS } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
@@ -41,6 +42,12 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
       })
       if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)
       const profile = Realm.pickProfile(realm, request.query.profile)
+      const wait = app.logins.started.start()
+      if (wait > 0) {
+        request.log.warn('login not started: too many logins pending')
+        reply.header('retry-after', String(wait))
+        throw new BffError(503, 'overloaded', 'Too many logins are pending; try again shortly.')
+      }
       const { transaction, authorizationUrl } = await beginLogin({
         profile,
         clientId: realm.clientId,

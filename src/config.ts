@@ -27,6 +27,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 120 }),
   API_RATE_LIMIT_PER_SESSION: Type.Integer({ minimum: 1, default: 600 }),
   API_RATE_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 3000 }),
+  PENDING_LOGIN_LIMIT: Type.Integer({ minimum: 1, default: 20_000 }),
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 4096 }),
   SHUTDOWN_DRAIN_S: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   HOST: Type.String({ default: '0.0.0.0' }),
@@ -74,6 +75,8 @@ export interface Config {
   rateLimitPerMinute: number
   /** Requests per minute on /session* and /api/epcc/*, per session and per client address. */
   apiRateLimit: { perSession: number; perAddress: number }
+  /** Logins one process lets be pending at once (started in the last 10 minutes and not come back). */
+  pendingLoginLimit: number
   /** Open connections the server accepts at once; more are refused. */
   maxConnections: number
   /** Seconds between SIGTERM (readiness 503) and closing the listener. */
@@ -256,6 +259,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
     apiRateLimit: { perSession: raw.API_RATE_LIMIT_PER_SESSION, perAddress: raw.API_RATE_LIMIT_PER_ADDRESS },
+    pendingLoginLimit: raw.PENDING_LOGIN_LIMIT,
     maxConnections: raw.MAX_CONNECTIONS,
     shutdownDrainS: raw.SHUTDOWN_DRAIN_S,
     host: raw.HOST,

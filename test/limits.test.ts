@@ -1,8 +1,11 @@
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { SERVER_LIMITS } from '../src/app.js'
-import { api, signedIn } from './support/flows.js'
-import { API, startStack } from './support/stack.js'
+import { MemoryKeyValueStore } from '../src/session/kv.js'
+import { isPendingLoginKey } from '../src/session/store.js'
+import { Browser } from './support/browser.js'
+import { api, signedIn, startLogin } from './support/flows.js'
+import { API, FRONTEND, startStack } from './support/stack.js'
 
 async function expectRateLimited(t: Test, response: Response, what: string): Promise<void> {
   t.equal(response.status, 429, what)
@@ -108,3 +111,54 @@ t.test('slow request headers are cut off with 408 request_timeout', async (t) =>
   t.match(answer, /^HTTP\/1\.1 408 /)
   t.match(answer, /"error":"request_timeout"/)
 })
+
+t.test('a flood of unfinished logins never evicts a member', async (t) => {
+  // Budgets small enough that the flood below would have evicted everyone from one shared budget.
+  const kv = new MemoryKeyValueStore({
+    maxChars: 200_000,
+    pendingMaxChars: 100_000,
+    isPending: isPendingLoginKey,
+  })
+  const stack = await startStack(t, { kv, env: { RATE_LIMIT_PER_MINUTE: '100000' } })
+  const members = [await signedIn(stack, 2), await signedIn(stack, 2), await signedIn(stack, 2)]
+
+  const returnTo = encodeURIComponent(`/${'r'.repeat(1000)}`)
+  const flood: Array<Promise<Response>> = []
+  for (let i = 0; i < 400; i++) {
+    flood.push(fetch(`${stack.bff}/auth/login?returnTo=${returnTo}`, { redirect: 'manual' }))
+    if (flood.length === 20) t.ok((await Promise.all(flood.splice(0))).every((r) => r.status === 302))
+  }
+  t.ok(kv.usage.pendingChars <= 100_000, `pending logins hold ${kv.usage.pendingChars} characters`)
+  for (const { browser } of members) {
+    t.equal((await api(stack, browser, '/session')).status, 200, 'the member is still signed in')
+    t.equal((await api(stack, browser, '/api/epcc/v2/carts/c1')).status, 200, 'and the tokens are there')
+  }
+  t.equal((await signedIn(stack, 1)).result.location, FRONTEND, 'a new login still completes')
+})
+
+t.test(
+  'at PENDING_LOGIN_LIMIT a new login gets 503 with Retry-After; members and pending logins go on',
+  async (t) => {
+    const stack = await startStack(t, { env: { PENDING_LOGIN_LIMIT: '3' } })
+    const { browser: member } = await signedIn(stack, 1) // a completed login no longer counts
+    const member2 = stack.sim.addMember({ name: 'Pat', email: 'pat@example.com', accounts: 1 })
+    stack.sim.directLogin.memberId = member2.id
+    const browser = new Browser()
+    const pending = [
+      await startLogin(stack, browser),
+      await startLogin(stack, browser),
+      await startLogin(stack, browser),
+    ]
+
+    const refused = await fetch(`${stack.bff}/auth/login`, { redirect: 'manual' })
+    t.equal(refused.status, 503)
+    t.ok(Number(refused.headers.get('retry-after')) > 0, 'Retry-After')
+    t.equal(((await refused.json()) as { error: string }).error, 'overloaded')
+    t.equal((await api(stack, member, '/session')).status, 200, 'a member is not affected')
+
+    const completed = await browser.fetch(pending[2] ?? '')
+    t.equal(completed.headers.get('location'), FRONTEND, 'a pending login completes')
+    const next = await fetch(`${stack.bff}/auth/login`, { redirect: 'manual' })
+    t.equal(next.status, 302, 'and makes room for a new one')
+  },
+)

@@ -1,3 +1,4 @@
+import { LOGIN_KEY_PREFIX } from '../login.js'
 import { type KeyValueStore, StoreUnavailableError } from './kv.js'
 import { recordTtlMs, type SessionPolicy, type SessionRecord, type SignedIn } from './model.js'
 
@@ -23,7 +24,9 @@ export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
   ) {}
 
   get(sessionId: string, callback: (err: unknown, session?: S | null) => void): void {
-    this.kv.get(key(sessionId)).then(
+    const read = async () =>
+      (await this.kv.get(key(sessionId))) ?? (await this.kv.get(preLoginKey(sessionId)))
+    read().then(
       (raw) => callback(null, raw === undefined ? null : (parse(raw) as S | null)),
       (err) => callback(new StoreUnavailableError(err)),
     )
@@ -31,10 +34,11 @@ export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
 
   set(sessionId: string, session: S, callback: Callback): void {
     const ttl = recordTtlMs(session, this.policy, this.now())
+    // A browser that is not signed in holds pending logins only: its record is kept with them, apart from
+    // members' sessions (a record never changes kind under one id: a login gives the session a new id).
+    const recordKey = session.auth ? key(sessionId) : preLoginKey(sessionId)
     const write =
-      ttl > 0
-        ? this.kv.set(key(sessionId), JSON.stringify(recordOf(session)), ttl)
-        : this.kv.delete(key(sessionId))
+      ttl > 0 ? this.kv.set(recordKey, JSON.stringify(recordOf(session)), ttl) : this.kv.delete(recordKey)
     write.then(
       () => callback(),
       (err) => callback(new StoreUnavailableError(err)),
@@ -42,7 +46,7 @@ export class SessionRecordStore<S extends SessionRecord = SessionRecord> {
   }
 
   destroy(sessionId: string, callback: Callback): void {
-    this.kv.delete(key(sessionId)).then(
+    Promise.all([this.kv.delete(key(sessionId)), this.kv.delete(preLoginKey(sessionId))]).then(
       () => callback(),
       (err) => callback(new StoreUnavailableError(err)),
     )
@@ -54,6 +58,16 @@ export function sessionKey(sessionId: string): string {
   return `sess:${sessionId}`
 }
 const key = sessionKey
+
+/** Store keys of the records of browsers that are not signed in (pending logins only) start with this. */
+export const PRE_LOGIN_KEY_PREFIX = 'prelogin:'
+/** The store keys of pending logins: their transactions, and the records of browsers not signed in. */
+export function isPendingLoginKey(key: string): boolean {
+  return key.startsWith(LOGIN_KEY_PREFIX) || key.startsWith(PRE_LOGIN_KEY_PREFIX)
+}
+function preLoginKey(sessionId: string): string {
+  return `${PRE_LOGIN_KEY_PREFIX}${sessionId}`
+}
 
 /** The record as stored: the signed-in state as a JSON string of its own. */
 interface StoredRecord {
