@@ -95,12 +95,16 @@ const proxy: FastifyPluginAsync = async (app) => {
       )
       const headers = forwardedRequestHeaders(request.headers)
       if (accountToken) headers['ep-account-management-authentication-token'] = accountToken
+      // One deadline for the whole call, from connect to the last body byte (a retry included): undici's own
+      // timeouts apply per phase, and an upstream body that trickles in would otherwise never end.
+      const deadline = AbortSignal.timeout(cfg.timeoutMs)
       const send = async (implicit: string) =>
         undiciRequest(url, {
           method: request.method as Dispatcher.HttpMethod,
           headers: { ...headers, authorization: `Bearer ${implicit}` },
           body,
           dispatcher,
+          signal: deadline,
         })
 
       let implicit = await app.epcc.implicitToken().catch(() => {
@@ -126,6 +130,7 @@ const proxy: FastifyPluginAsync = async (app) => {
         observe('error')
         if (err instanceof EpccError) throw upstream(502, 'Elastic Path did not answer; try again shortly.')
         const timedOut =
+          deadline.aborted ||
           err instanceof undiciErrors.HeadersTimeoutError ||
           err instanceof undiciErrors.ConnectTimeoutError ||
           err instanceof undiciErrors.BodyTimeoutError

@@ -162,3 +162,22 @@ t.test(
     t.equal(next.status, 302, 'and makes room for a new one')
   },
 )
+
+t.test('a proxied call has one deadline, EPCC_TIMEOUT_MS, from connect to the last body byte', async (t) => {
+  const stack = await startStack(t) // EPCC_TIMEOUT_MS=1500
+  const { browser } = await signedIn(stack, 1)
+  const read = async (path: string) => {
+    const response = await api(stack, browser, path)
+    const body = await response.text().catch(() => undefined)
+    return { status: response.status, body }
+  }
+  // Each byte within the per-phase timeouts, the whole body in 6 s: the body is cut, never completed.
+  stack.sim.fault({ method: 'GET', path: '/v2/carts/trickle', kind: 'trickle', bytes: 20, delayMs: 300 })
+  const cut = await read('/api/epcc/v2/carts/trickle')
+  t.equal(cut.status, 200, 'the headers came in time')
+  t.not(cut.body?.length, 20, 'the body never arrives whole')
+
+  stack.sim.fault({ method: 'GET', path: '/v2/carts/quick', kind: 'trickle', bytes: 5, delayMs: 50 })
+  const whole = await read('/api/epcc/v2/carts/quick')
+  t.equal(whole.body, '     ', 'a body that ends within the deadline arrives whole')
+})
