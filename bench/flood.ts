@@ -7,7 +7,8 @@
  * thousands of IPv4 addresses and IPv6 /64s. The BFF's RSS is sampled throughout; at the end every member
  * must still be signed in.
  *
- *   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/flood.js [--logins N] [--pending-limit N]
+ *   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/flood.js [--logins N] [--members N]
+ *     [--pending-limit N] [--bff <another build's dist/>]
  *
  * Prints a Markdown table (BENCHMARKS.md "Unfinished logins flood").
  */
@@ -26,6 +27,8 @@ const { values: args } = parseArgs({
     members: { type: 'string', default: '50' },
     'pending-limit': { type: 'string' },
     concurrency: { type: 'string', default: '32' },
+    /** Another build's dist/ directory, to measure it instead (bench/servers/bff.ts `BENCH_BFF_BUILD`). */
+    bff: { type: 'string' },
   },
 })
 const LOGINS = Number(args.logins)
@@ -72,6 +75,7 @@ async function main(): Promise<void> {
       EPCC_CLIENT_SECRET: up.clientSecret,
       TRUST_PROXY: 'true',
       ...(args['pending-limit'] ? { PENDING_LOGIN_LIMIT: args['pending-limit'] } : {}),
+      ...(args.bff ? { BENCH_BFF_BUILD: args.bff } : {}),
     },
     nodeArgs: ['--enable-source-maps'],
   })

@@ -74,7 +74,7 @@ const proxy: FastifyPluginAsync = async (app) => {
         'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
         "account's token. EPCC's status, headers (but Set-Cookie) and body come back unchanged. The BFF itself " +
         'answers 404 not_found (path outside PROXY_PATH_PREFIXES), 401 session_expired, 403 csrf, 413 ' +
-        'payload_too_large, 502/504 upstream_unavailable.',
+        'payload_too_large, 429 rate_limited (with Retry-After), 502/504 upstream_unavailable.',
       tags: ['proxy'],
       security: [{ csrfHeader: [] }, { sessionCookie: [], csrfHeader: [] }],
     },
