@@ -16,6 +16,7 @@ const LoginQuery = Type.Object({
 /** `GET /auth/login`: starts an authorization-code + PKCE login at the realm's EPCC OIDC profile. */
 const login: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
+  let lastRefusalLoggedAt = 0
 
   app.get(
     '/auth/login',
@@ -44,7 +45,14 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
       const profile = Realm.pickProfile(realm, request.query.profile)
       const wait = app.logins.started.start()
       if (wait > 0) {
-        request.log.warn('login not started: too many logins pending')
+        // Once a minute at most: a flood must not become a flood of log lines too.
+        if (Date.now() - lastRefusalLoggedAt >= 60_000) {
+          lastRefusalLoggedAt = Date.now()
+          request.log.warn(
+            { pendingLoginLimit: config.pendingLoginLimit },
+            'logins refused: too many pending',
+          )
+        }
         reply.header('retry-after', String(wait))
         throw new BffError(503, 'overloaded', 'Too many logins are pending; try again shortly.')
       }

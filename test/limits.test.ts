@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { SERVER_LIMITS } from '../src/app.js'
+import { StartedLogins } from '../src/login.js'
 import { MemoryKeyValueStore } from '../src/session/kv.js'
 import { isPendingLoginKey } from '../src/session/store.js'
 import { Browser } from './support/browser.js'
@@ -180,4 +181,18 @@ t.test('a proxied call has one deadline, EPCC_TIMEOUT_MS, from connect to the la
   stack.sim.fault({ method: 'GET', path: '/v2/carts/quick', kind: 'trickle', bytes: 5, delayMs: 50 })
   const whole = await read('/api/epcc/v2/carts/quick')
   t.equal(whole.body, '     ', 'a body that ends within the deadline arrives whole')
+})
+
+t.test('the pending-login bound frees up as logins come back or expire', async (t) => {
+  let now = 1_000_000 * 60_000 + 30_000 // half a minute into a minute
+  const started = new StartedLogins(2, () => now)
+  t.equal(started.start(), 0)
+  now += 60_000
+  t.equal(started.start(), 0)
+  t.equal(started.start(), 570, 'at the bound: until the oldest minute is 10 minutes past its end')
+  started.ended(now)
+  t.equal(started.start(), 0, 'a login that came back makes room')
+  t.ok(started.start() > 0)
+  now += 9 * 60_000 + 30_000 // the first login's minute is now more than 10 minutes old
+  t.equal(started.start(), 0, 'an expired login makes room')
 })
