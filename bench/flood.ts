@@ -8,7 +8,7 @@
  * must still be signed in.
  *
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/flood.js [--logins N] [--members N]
- *     [--pending-limit N] [--bff <another build's dist/>]
+ *     [--pending-limit N] [--return-to <length>] [--bff <another build's dist/>]
  *
  * Prints a Markdown table (BENCHMARKS.md "Unfinished logins flood").
  */
@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     members: { type: 'string', default: '50' },
     'pending-limit': { type: 'string' },
     concurrency: { type: 'string', default: '32' },
+    'return-to': { type: 'string', default: '1000' },
     /** Another build's dist/ directory, to measure it instead (bench/servers/bff.ts `BENCH_BFF_BUILD`). */
     bff: { type: 'string' },
   },
@@ -118,7 +119,7 @@ async function main(): Promise<void> {
     peakRss = Math.max(peakRss, memoryOf(pid).rss)
   }, 250)
 
-  const returnTo = encodeURIComponent(`/${'r'.repeat(1000)}`)
+  const returnTo = encodeURIComponent(`/${'r'.repeat(Number(args['return-to']))}`)
   const floodAnswers = new Map<number, number>()
   let next = 0
   const started = performance.now()
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
   const row = (k: string, v: string) => `| ${k} | ${v} |`
   process.stdout.write(
     [
-      `| measure (${LOGINS} unfinished logins, PENDING_LOGIN_LIMIT=${args['pending-limit'] ?? 'default'}) | value |`,
+      `| measure (${LOGINS} unfinished logins, returnTo ${args['return-to']} characters, PENDING_LOGIN_LIMIT=${args['pending-limit'] ?? 'default'}) | value |`,
       '|---|---|',
       row('RSS idle / with members signed in', `${idle.rss.toFixed(0)} / ${signedIn.rss.toFixed(0)} MiB`),
       row(

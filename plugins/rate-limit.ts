@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { fastifyCookie } from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -6,12 +7,12 @@ import { Redis } from 'ioredis'
 import { BffError } from '../src/errors.js'
 
 declare module 'fastify' {
-  interface FastifyInstance {
+  interface FastifyContextConfig {
     /**
-     * The `onRequest` hook of the session and proxy routes: a budget per session and one per client address
-     * (docs/limits.md), `429 rate_limited` with `Retry-After` beyond either.
+     * A session or proxy route: limited per session and per client address (docs/limits.md), `429
+     * rate_limited` with `Retry-After` beyond either, before the session is read.
      */
-    apiRateLimit(request: FastifyRequest, reply: FastifyReply): Promise<void>
+    apiRateLimit?: boolean
   }
 }
 
@@ -26,8 +27,8 @@ const LOCAL_COUNTERS = 50_000
 /**
  * Rate limits (security.md A-24, A-42), keyed by `request.ip` (so `TRUST_PROXY` decides whether
  * `X-Forwarded-For` counts), IPv6 addresses by /64. The routes that start and finish logins opt in with
- * `config: { rateLimit: {} }` (per address); the session and proxy routes add `app.apiRateLimit` (per
- * session and per address). Shared across replicas through Redis when `REDIS_URL` is set; if Redis fails,
+ * `config: { rateLimit: {} }` (per address); the session and proxy routes with `config: { apiRateLimit:
+ * true }` (per session and per address). Shared across replicas through Redis when `REDIS_URL` is set; if Redis fails,
  * requests pass (the session store answers 503 anyway).
  * @see https://github.com/fastify/fastify-rate-limit
  */
@@ -57,13 +58,18 @@ export default fp(
 
     const { perSession, perAddress } = app.config.apiRateLimit
     const { cookieName } = app.config.session
-    // The session's counter is keyed by a hash of its cookie, checked before the session is read: the store
-    // never sees the session id in a key, and a forged cookie only spends the address's budget.
+    // The session's counter is keyed by a hash of its cookie, counted before the session is read (and before
+    // @fastify/cookie parses cookies): the store never sees a session id in a key, and a forged cookie only
+    // spends the address's budget.
+    const sessionCookie = (request: FastifyRequest) => {
+      const header = request.headers.cookie
+      return header ? fastifyCookie.parse(header)[cookieName] : undefined
+    }
     const bySession = app.createRateLimit({
       max: perSession,
       timeWindow: 60_000,
       keyGenerator: (request) => {
-        const cookie = request.cookies[cookieName] ?? ''
+        const cookie = sessionCookie(request) ?? ''
         return `session:${createHash('sha256').update(cookie).digest('base64url').slice(0, 22)}`
       },
     })
@@ -72,15 +78,20 @@ export default fp(
       timeWindow: 60_000,
       ipv6Subnet: IPV6_SUBNET,
     })
-    app.decorate('apiRateLimit', async (request: FastifyRequest, reply: FastifyReply) => {
+    const limit = async (request: FastifyRequest, reply: FastifyReply) => {
       const checks = [byAddress(request)]
-      if (request.cookies[cookieName] !== undefined) checks.push(bySession(request))
+      if (sessionCookie(request) !== undefined) checks.push(bySession(request))
       for (const result of await Promise.all(checks)) {
         if (!result.isAllowed && result.isExceeded) {
           reply.header('retry-after', String(result.ttlInSeconds))
           throw rateLimited(`${result.ttlInSeconds} seconds`)
         }
       }
+    }
+    // Registered before the session plugin, so that a request over its limit costs no session read.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (!request.routeOptions.config?.apiRateLimit) return done()
+      limit(request, reply).then(() => done(), done)
     })
   },
   { name: 'rate-limit', dependencies: ['config'] },

@@ -38,7 +38,6 @@ const proxy: FastifyPluginAsync = async (app) => {
     bodyTimeout: cfg.timeoutMs,
   })
   app.addHook('onClose', async () => dispatcher.close())
-  app.addHook('onRequest', app.apiRateLimit)
 
   // Bodies are not parsed here: they go to EPCC byte for byte.
   app.removeAllContentTypeParsers()
@@ -67,7 +66,7 @@ const proxy: FastifyPluginAsync = async (app) => {
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/api/epcc/*',
     bodyLimit: PROXY_BODY_LIMIT,
-    config: { proxied: true },
+    config: { proxied: true, apiRateLimit: true },
     schema: {
       summary: 'An EPCC call with the right tokens attached',
       description:

@@ -26,11 +26,10 @@ const SwitchBody = Type.Object(
 
 /** The signed-in member's session (contract §3.2): who, which accounts, switch the active one. */
 const session: FastifyPluginAsyncTypebox = async (app) => {
-  app.addHook('onRequest', app.apiRateLimit)
-
   app.get(
     '/session',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: 'Who is signed in, the active account, and when the session ends',
         tags: ['session'],
@@ -53,6 +52,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/session/accounts',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: "One page of the member's accounts",
         tags: ['session'],
@@ -83,6 +83,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/session/active-account',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: 'Switch the active account (the session id changes)',
         tags: ['session'],
