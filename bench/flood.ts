@@ -5,7 +5,7 @@
  * then keep using their sessions (`GET /session` and a proxied call, each from its own address) while
  * 100,000 unfinished logins — no cookie, a returnTo of 1,000 characters, never called back — come from
  * thousands of IPv4 addresses and IPv6 /64s. The BFF's RSS is sampled throughout; at the end every member
- * must still be signed in.
+ * must still be signed in, with its tokens.
  *
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/bench/flood.js [--logins N] [--members N]
  *     [--pending-limit N] [--return-to <length>] [--bff <another build's dist/>]
@@ -143,11 +143,16 @@ async function main(): Promise<void> {
   const after = memoryOf(pid)
   peakRss = Math.max(peakRss, after.rss)
 
+  // Signed in means both: the session record (`GET /session`) and the token vault (a proxied call).
   let stillSignedIn = 0
   for (const cookie of members) {
-    const answer = await request(`${bff}/session`, { headers: { cookie, 'x-csrf': '1' }, dispatcher })
-    await answer.body.dump()
-    if (answer.statusCode === 200) stillSignedIn++
+    let ok = true
+    for (const path of ['/session', '/api/epcc/v2/carts']) {
+      const answer = await request(`${bff}${path}`, { headers: { cookie, 'x-csrf': '1' }, dispatcher })
+      await answer.body.dump()
+      ok &&= answer.statusCode === 200
+    }
+    if (ok) stillSignedIn++
   }
   await dispatcher.close()
 
@@ -170,7 +175,7 @@ async function main(): Promise<void> {
       row('flood answers', counts(floodAnswers)),
       row('flood duration', `${seconds.toFixed(0)} s (${(LOGINS / seconds).toFixed(0)} logins/s)`),
       row('members’ answers during the flood', counts(memberAnswers)),
-      row('members still signed in afterwards', `${stillSignedIn} of ${MEMBERS}`),
+      row('members still signed in afterwards (session and tokens)', `${stillSignedIn} of ${MEMBERS}`),
       '',
     ].join('\n'),
   )
