@@ -3,6 +3,13 @@ import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
 import { StoreUnavailableError } from '../src/session/kv.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The browser navigates here (login, callback): failures land on the storefront's error page. */
+    navigation?: boolean
+  }
+}
+
 const CLIENT_ERRORS: Record<number, [string, string]> = {
   404: ['not_found', 'No such route.'],
   405: ['method_not_allowed', 'Method not allowed.'],
@@ -35,6 +42,10 @@ export default fp(
           { err: err.cause instanceof Error ? err.cause.message : 'unknown' },
           'session store unavailable',
         )
+        // A browser navigation (login, callback) lands on the storefront's error page, not on a JSON body.
+        if (request.routeOptions.config?.navigation) {
+          return reply.redirect(`${request.server.config.loginErrorUrl}?error=upstream_unavailable`, 302)
+        }
         return reply.code(503).header('retry-after', '1').send({
           error: 'session_store_unavailable',
           message: 'The session store is unavailable; try again shortly.',

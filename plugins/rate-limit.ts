@@ -1,13 +1,35 @@
+import { createHash } from 'node:crypto'
+import { fastifyCookie } from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import { BffError } from '../src/errors.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * A session or proxy route: limited per session and per client address (docs/limits.md), `429
+     * rate_limited` with `Retry-After` beyond either, before the session is read.
+     */
+    apiRateLimit?: boolean
+  }
+}
+
+const rateLimited = (after: string) =>
+  new BffError(429, 'rate_limited', `Too many requests; retry after ${after}.`)
+
+/** IPv6 clients are keyed by their /64: one host usually holds a whole /64 and can rotate through it. */
+const IPV6_SUBNET = 64
+/** Counters kept per limit in process memory (without Redis); the least recently used go first. */
+const LOCAL_COUNTERS = 50_000
+
 /**
- * Per-address rate limits for the routes that start and finish logins (security.md A-24, A-42), keyed by
- * `request.ip` (so `TRUST_PROXY` decides whether `X-Forwarded-For` counts). Shared across replicas through
- * Redis when `REDIS_URL` is set; if Redis fails, requests pass (the session store answers 503 anyway).
- * Routes opt in with `config: { rateLimit: {} }`.
+ * Rate limits (security.md A-24, A-42), keyed by `request.ip` (so `TRUST_PROXY` decides whether
+ * `X-Forwarded-For` counts), IPv6 addresses by /64. The routes that start and finish logins opt in with
+ * `config: { rateLimit: {} }` (per address); the session and proxy routes with `config: { apiRateLimit:
+ * true }` (per session and per address). Shared across replicas through Redis when `REDIS_URL` is set; if Redis fails,
+ * requests pass (the session store answers 503 anyway).
  * @see https://github.com/fastify/fastify-rate-limit
  */
 export default fp(
@@ -27,10 +49,49 @@ export default fp(
       global: false,
       max: app.config.rateLimitPerMinute,
       timeWindow: 60_000,
+      ipv6Subnet: IPV6_SUBNET,
+      cache: LOCAL_COUNTERS,
       ...(redis ? { redis, nameSpace: 'epcc-bff:rate:' } : {}),
       skipOnError: true,
-      errorResponseBuilder: (_request, context) =>
-        new BffError(context.statusCode, 'rate_limited', `Too many requests; retry after ${context.after}.`),
+      errorResponseBuilder: (_request, context) => rateLimited(context.after),
+    })
+
+    const { perSession, perAddress } = app.config.apiRateLimit
+    const { cookieName } = app.config.session
+    // The session's counter is keyed by a hash of its cookie, counted before the session is read (and before
+    // @fastify/cookie parses cookies): the store never sees a session id in a key, and a forged cookie only
+    // spends the address's budget.
+    const sessionCookie = (request: FastifyRequest) => {
+      const header = request.headers.cookie
+      return header ? fastifyCookie.parse(header)[cookieName] : undefined
+    }
+    const bySession = app.createRateLimit({
+      max: perSession,
+      timeWindow: 60_000,
+      keyGenerator: (request) => {
+        const cookie = sessionCookie(request) ?? ''
+        return `session:${createHash('sha256').update(cookie).digest('base64url').slice(0, 22)}`
+      },
+    })
+    const byAddress = app.createRateLimit({
+      max: perAddress,
+      timeWindow: 60_000,
+      ipv6Subnet: IPV6_SUBNET,
+    })
+    const limit = async (request: FastifyRequest, reply: FastifyReply) => {
+      const checks = [byAddress(request)]
+      if (sessionCookie(request) !== undefined) checks.push(bySession(request))
+      for (const result of await Promise.all(checks)) {
+        if (!result.isAllowed && result.isExceeded) {
+          reply.header('retry-after', String(result.ttlInSeconds))
+          throw rateLimited(`${result.ttlInSeconds} seconds`)
+        }
+      }
+    }
+    // Registered before the session plugin, so that a request over its limit costs no session read.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (!request.routeOptions.config?.apiRateLimit) return done()
+      limit(request, reply).then(() => done(), done)
     })
   },
   { name: 'rate-limit', dependencies: ['config'] },

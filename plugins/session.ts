@@ -56,7 +56,7 @@ export default fp(
     const signer = new SessionSigner(cfg.secrets)
     const records = new SessionRecords(app.kv, policy)
     app.decorate('sessionRecords', records)
-    app.decorate('logins', new LoginTransactions(app.kv))
+    app.decorate('logins', new LoginTransactions(app.kv, app.config.pendingLoginLimit))
     app.decorate(
       'memberSessions',
       new MemberSessions(app.epcc, app.kv, policy, {

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { type KeyValueStore, MemoryKeyValueStore } from '../src/session/kv.js'
+import { isPendingLoginKey } from '../src/session/records.js'
 import { RedisKeyValueStore } from '../src/session/redis.js'
 import { deriveSealingKeys, SealedKeyValueStore } from '../src/session/sealed.js'
 
@@ -29,7 +30,10 @@ export default fp(
               lastError = err.message
             },
           })
-        : new MemoryKeyValueStore())
+        : new MemoryKeyValueStore({
+            // Pending logins have a budget of their own: no flood of them can evict a member's session.
+            isPending: isPendingLoginKey,
+          }))
     if (inner instanceof MemoryKeyValueStore) app.metrics.countSessions(() => inner.count('sess:'))
     const kv = new SealedKeyValueStore(inner, deriveSealingKeys(session.secrets))
     app.decorate('kv', kv)

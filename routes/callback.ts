@@ -40,7 +40,7 @@ const callback: FastifyPluginAsyncTypebox = async (app) => {
         response: { ...redirect('To returnTo, or to the error landing'), ...errors.rateLimited },
       },
       attachValidation: true,
-      config: { rateLimit: {} },
+      config: { rateLimit: {}, navigation: true },
     },
     async (request, reply) => {
       reply.header('referrer-policy', 'no-referrer')

@@ -1,6 +1,7 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
 import { addPendingLogin } from '../plugins/session.js'
 import { EpccError } from '../src/epcc/errors.js'
+import { BffError } from '../src/errors.js'
 import { beginLogin } from '../src/login.js'
 import { Realm } from '../src/realm.js'
 import { resolveReturnTo } from '../src/return-to.js'
@@ -17,6 +18,7 @@ const LoginQuery = Type.Object({
 /** `GET /auth/login`: starts an authorization-code + PKCE login at the realm's EPCC OIDC profile. */
 const login: FastifyPluginAsyncTypebox = async (app) => {
   const { config } = app
+  let lastRefusalLoggedAt = 0
 
   app.get(
     '/auth/login',
@@ -34,7 +36,7 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
           ...errors.unavailable,
         },
       },
-      config: { rateLimit: {} },
+      config: { rateLimit: {}, navigation: true },
     },
     async (request, reply) => {
       const realm = await app.realm.current().catch((err: Error) => {
@@ -49,6 +51,19 @@ const login: FastifyPluginAsyncTypebox = async (app) => {
       })
       if (!realm) return reply.redirect(`${config.loginErrorUrl}?error=upstream_unavailable`, 302)
       const profile = Realm.pickProfile(realm, request.query.profile)
+      const wait = app.logins.started.start()
+      if (wait > 0) {
+        // Once a minute at most: a flood must not become a flood of log lines too.
+        if (Date.now() - lastRefusalLoggedAt >= 60_000) {
+          lastRefusalLoggedAt = Date.now()
+          request.log.warn(
+            { pendingLoginLimit: config.pendingLoginLimit },
+            'logins refused: too many pending',
+          )
+        }
+        reply.header('retry-after', String(wait))
+        throw new BffError(503, 'overloaded', 'Too many logins are pending; try again shortly.')
+      }
       const { transaction, authorizationUrl } = await beginLogin({
         profile,
         clientId: realm.clientId,

@@ -67,7 +67,7 @@ const proxy: FastifyPluginAsync = async (app) => {
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/api/epcc/*',
     bodyLimit: PROXY_BODY_LIMIT,
-    config: { proxied: true },
+    config: { proxied: true, apiRateLimit: true },
     schema: {
       summary: 'An EPCC call with the right tokens attached',
       description:
@@ -76,7 +76,7 @@ const proxy: FastifyPluginAsync = async (app) => {
         "credentials never. EPCC's status, headers (but Set-Cookie and Access-Control-*) and body come back " +
         'unchanged. The BFF itself answers 404 not_found (path outside PROXY_PATH_PREFIXES), ' +
         '401 session_expired (cookie expired) or 401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
-        'payload_too_large, 502/504 upstream_unavailable.',
+        'payload_too_large, 429 rate_limited (with Retry-After), 502/504 upstream_unavailable.',
       tags: ['proxy'],
       security: [{ csrfHeader: [] }, { sessionCookie: [], csrfHeader: [] }],
     },
@@ -97,12 +97,16 @@ const proxy: FastifyPluginAsync = async (app) => {
       )
       const headers = forwardedRequestHeaders(request.headers)
       if (accountToken) headers['ep-account-management-authentication-token'] = accountToken
+      // One deadline for the whole call, from connect to the last body byte (a retry included): undici's own
+      // timeouts apply per phase, and an upstream body that trickles in would otherwise never end.
+      const deadline = AbortSignal.timeout(cfg.timeoutMs)
       const send = async (implicit: string) =>
         undiciRequest(url, {
           method: request.method as Dispatcher.HttpMethod,
           headers: { ...headers, authorization: `Bearer ${implicit}` },
           body,
           dispatcher,
+          signal: deadline,
         })
 
       let implicit = await app.epcc.implicitToken({ forStorefront: true }).catch(() => {
@@ -130,6 +134,7 @@ const proxy: FastifyPluginAsync = async (app) => {
         observe('error')
         if (err instanceof EpccError) throw upstream(502, 'Elastic Path did not answer; try again shortly.')
         const timedOut =
+          deadline.aborted ||
           err instanceof undiciErrors.HeadersTimeoutError ||
           err instanceof undiciErrors.ConnectTimeoutError ||
           err instanceof undiciErrors.BodyTimeoutError

@@ -29,11 +29,18 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/session',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: 'Who is signed in, the active account, and when the session ends',
         tags: ['session'],
         security: apiSecurity,
-        response: { 200: SessionBody, ...errors.unauthenticated, ...errors.csrf, ...errors.unavailable },
+        response: {
+          200: SessionBody,
+          ...errors.unauthenticated,
+          ...errors.csrf,
+          ...errors.rateLimited,
+          ...errors.unavailable,
+        },
       },
     },
     async (request, reply) => {
@@ -45,6 +52,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/session/accounts',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: "One page of the member's accounts",
         tags: ['session'],
@@ -55,6 +63,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
           ...errors.badRequest,
           ...errors.unauthenticated,
           ...errors.csrf,
+          ...errors.rateLimited,
           ...errors.unavailable,
         },
       },
@@ -74,6 +83,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
   app.put(
     '/session/active-account',
     {
+      config: { apiRateLimit: true },
       schema: {
         summary: 'Switch the active account (the session id changes)',
         tags: ['session'],
@@ -85,6 +95,7 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
           ...errors.unauthenticated,
           ...errors.csrf,
           ...errors.notFound("`unknown_account`: not one of this member's accounts"),
+          ...errors.rateLimited,
           ...errors.unavailable,
         },
       },

@@ -1,4 +1,7 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
+import AjvCompiler from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import configPlugin from '../plugins/config.js'
@@ -26,6 +29,13 @@ import type { Config, TrustProxy } from './config.js'
 import { loggerOptions } from './logger.js'
 import type { KeyValueStore } from './session/kv.js'
 
+/** The HTTP server's time limits (docs/limits.md). */
+export const SERVER_LIMITS = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+} as const
+
 export interface AppOptions {
   /** Where log lines go (stdout by default); tests capture them to prove no secret is logged. */
   logStream?: Writable
@@ -45,6 +55,48 @@ function fastifyTrustProxy(
   return typeof value === 'number' ? (_address, hop) => hop < value : value
 }
 
+const validatorsFromPool = AjvCompiler()
+
+/**
+ * Fastify's Ajv coerces types (`coerceTypes: 'array'`): a query string is all strings, so that is right there,
+ * but in a JSON body it turns `{"accountId":["<id>"]}` into the string the schema wants. Bodies are validated
+ * as sent: a value of the wrong JSON type is `400 bad_request`.
+ */
+const buildValidator: typeof validatorsFromPool = (externalSchemas, options) => {
+  const coercing = validatorsFromPool(externalSchemas, options)
+  // Fastify passes its Ajv (not JTD) options here.
+  const ajv = options as { customOptions?: Record<string, unknown> } | undefined
+  const exact = validatorsFromPool(externalSchemas, {
+    ...ajv,
+    customOptions: { ...ajv?.customOptions, coerceTypes: false },
+  })
+  return (route) => (route.httpPart === 'body' ? exact(route) : coercing(route))
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took too long to arrive.'],
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'The request headers are too large.'],
+}
+
+/**
+ * What Node's HTTP parser refuses (a malformed request, headers too large, too slow) never reaches a route.
+ * Fastify's default handler logs the error at `trace` with the raw bytes received — the session cookie, a
+ * callback's code and state. Here the log line names the kind of error only.
+ */
+function clientErrorHandler(this: FastifyInstance, err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'bad_request', 'Malformed request.']
+  this.log.debug({ kind: err.code ?? 'unknown', status }, 'client error')
+  if (socket.writable) {
+    const body = JSON.stringify({ error: code, message })
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nCache-Control: no-store\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy()
+}
+
 /** Builds the BFF: infrastructure first, then the routes, all under the path of PUBLIC_URL. */
 export async function buildApp(config: Config, opts: AppOptions = {}): Promise<FastifyInstance> {
   const logger = loggerOptions(config.logLevel)
@@ -53,9 +105,19 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
     trustProxy: fastifyTrustProxy(config.trustProxy),
     // HEAD must not run a GET handler: a HEAD on the callback would otherwise exchange the code (A-44).
     exposeHeadRoutes: false,
-    requestTimeout: 30_000,
     bodyLimit: 64 * 1024,
+    schemaController: { compilersFactory: { buildValidator } },
+    clientErrorHandler,
+    // Time limits (docs/limits.md): the headers within 10 s and the whole request within 30 s, checked every
+    // second (Node checks every 30 s by default, which let slow headers hold a connection for almost a
+    // minute); an idle keep-alive connection is closed after 72 s, longer than the idle timeout of common load
+    // balancers (60 s), so that they never reuse a connection we are closing.
+    http: { headersTimeout: SERVER_LIMITS.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    requestTimeout: SERVER_LIMITS.requestTimeoutMs,
+    keepAliveTimeout: SERVER_LIMITS.keepAliveTimeoutMs,
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // Beyond this many open connections new ones are refused at once; the rest keep being served.
+  app.server.maxConnections = config.maxConnections
   // A text/plain POST is a CORS "simple request": refuse it instead of parsing it (security.md §0.4).
   app.removeContentTypeParser('text/plain')
 

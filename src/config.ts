@@ -25,6 +25,10 @@ export const EnvSchema = Type.Object({
   EPCC_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 5000 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 120 }),
+  API_RATE_LIMIT_PER_SESSION: Type.Integer({ minimum: 1, default: 600 }),
+  API_RATE_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 3000 }),
+  PENDING_LOGIN_LIMIT: Type.Integer({ minimum: 1, default: 20_000 }),
+  MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 4096 }),
   SHUTDOWN_DRAIN_S: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   HOST: Type.String({ default: '0.0.0.0' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
@@ -69,6 +73,12 @@ export interface Config {
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
   rateLimitPerMinute: number
+  /** Requests per minute on /session* and /api/epcc/*, per session and per client address. */
+  apiRateLimit: { perSession: number; perAddress: number }
+  /** Logins one process lets be pending at once (started in the last 10 minutes and not come back). */
+  pendingLoginLimit: number
+  /** Open connections the server accepts at once; more are refused. */
+  maxConnections: number
   /** Seconds between SIGTERM (readiness 503) and closing the listener. */
   shutdownDrainS: number
   host: string
@@ -188,10 +198,8 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     if (url) extraOrigins.push(url.origin)
   }
 
-  const errorPath = raw.LOGIN_ERROR_PATH ?? '/login'
-  if (!errorPath.startsWith('/') || errorPath.startsWith('//') || /[\\\s?#]/.test(errorPath)) {
-    problems.push('LOGIN_ERROR_PATH: must be a path starting with a single /')
-  }
+  const errorPath = loginErrorPath(raw.LOGIN_ERROR_PATH ?? '/login')
+  if (errorPath === undefined) problems.push('LOGIN_ERROR_PATH: must be a path starting with a single /')
 
   const secrets = splitList(raw.SESSION_SECRET)
   if (raw.SESSION_SECRET !== undefined && secrets.length === 0) problems.push('SESSION_SECRET: is required')
@@ -215,7 +223,14 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     problems.push('TRUST_PROXY: must be true, false, a hop count, or comma-separated addresses/CIDRs')
   }
 
-  if (problems.length > 0 || !epccBase || !publicUrl || !frontendUrl || trustProxy === undefined) {
+  if (
+    problems.length > 0 ||
+    !epccBase ||
+    !publicUrl ||
+    !frontendUrl ||
+    trustProxy === undefined ||
+    errorPath === undefined
+  ) {
     return { problems }
   }
 
@@ -250,12 +265,30 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     proxy: { pathPrefixes },
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
+    apiRateLimit: { perSession: raw.API_RATE_LIMIT_PER_SESSION, perAddress: raw.API_RATE_LIMIT_PER_ADDRESS },
+    pendingLoginLimit: raw.PENDING_LOGIN_LIMIT,
+    maxConnections: raw.MAX_CONNECTIONS,
     shutdownDrainS: raw.SHUTDOWN_DRAIN_S,
     host: raw.HOST,
     port: raw.PORT,
     logLevel: raw.LOG_LEVEL,
   }
   return { config, problems }
+}
+
+/**
+ * `LOGIN_ERROR_PATH` as it goes into a `Location` header: percent-encoded now (`/登录` → `/%E7%99%BB%E5%BD%95`),
+ * so that no redirect can fail at request time; undefined when it is not a plain path (a second `/` at the
+ * start would make it another host; a query, fragment, backslash, space or control character is refused).
+ */
+export function loginErrorPath(value: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  if (!value.startsWith('/') || value.startsWith('//') || /[\\\s?#\u0000-\u001f\u007f]/.test(value)) {
+    return undefined
+  }
+  // Dot segments (`/a/../b`, `/%2e%2e/`) would change the path unseen.
+  if (value.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) return undefined
+  return new URL(value, 'http://path.invalid').pathname
 }
 
 function splitList(value: string | undefined): string[] {

@@ -126,15 +126,61 @@ function safeErrorName(error: string): string {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(error) ? error : 'an unrecognised error'
 }
 
+const MINUTE_MS = 60_000
+
+/**
+ * Logins started by this process in the last 10 minutes (a pending login's lifetime), counted by minute:
+ * the bound on pending logins in total (docs/limits.md). A login whose callback came back here stops
+ * counting; one that never comes back counts until its minute is more than 10 minutes old.
+ */
+export class StartedLogins {
+  private readonly perMinute = new Map<number, number>()
+
+  constructor(
+    private readonly max: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Counts a login that starts now and returns 0; or, at the bound, the seconds until one may start. */
+  start(): number {
+    const now = this.now()
+    const minute = Math.floor(now / MINUTE_MS)
+    let total = 0
+    let oldest = minute
+    for (const [m, n] of this.perMinute) {
+      if ((m + 1) * MINUTE_MS + LOGIN_TTL_MS <= now) this.perMinute.delete(m)
+      else {
+        total += n
+        oldest = Math.min(oldest, m)
+      }
+    }
+    if (total >= this.max)
+      return Math.max(1, Math.ceil(((oldest + 1) * MINUTE_MS + LOGIN_TTL_MS - now) / 1000))
+    this.perMinute.set(minute, (this.perMinute.get(minute) ?? 0) + 1)
+    return 0
+  }
+
+  ended(createdAt: number): void {
+    const minute = Math.floor(createdAt / MINUTE_MS)
+    const n = this.perMinute.get(minute)
+    if (n !== undefined) this.perMinute.set(minute, Math.max(0, n - 1))
+  }
+}
+
 /**
  * Pending logins, each under its own `state` in the key-value store, so that a callback takes its
  * transaction atomically: two replays of one callback cannot both find it.
  */
 export class LoginTransactions {
+  readonly started: StartedLogins
+
   constructor(
     private readonly kv: KeyValueStore,
+    maxPending: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.started = new StartedLogins(maxPending, now)
+  }
 
   async save(transaction: LoginTransaction): Promise<void> {
     await this.kv.set(key(transaction.state), JSON.stringify(transaction), LOGIN_TTL_MS)
@@ -146,6 +192,7 @@ export class LoginTransactions {
     const raw = await this.kv.take(key(state))
     if (raw === undefined) return undefined
     const transaction = JSON.parse(raw) as LoginTransaction
+    this.started.ended(transaction.createdAt)
     if (transaction.state !== state || this.now() - transaction.createdAt > LOGIN_TTL_MS) return undefined
     return transaction
   }
@@ -155,6 +202,8 @@ export class LoginTransactions {
   }
 }
 
+/** Store keys of login transactions start with this. */
+export const LOGIN_KEY_PREFIX = 'login:'
 function key(state: string): string {
-  return `login:${state}`
+  return `${LOGIN_KEY_PREFIX}${state}`
 }

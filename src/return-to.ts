@@ -6,7 +6,8 @@ export interface ReturnToRules {
   allowedOrigins: ReadonlySet<string>
 }
 
-const MAX_LENGTH = 2048
+/** Longer targets land on FRONTEND_URL: a pending login stores its target, and this bounds its size. */
+export const RETURN_TO_MAX_LENGTH = 1024
 // Control characters and backslashes: browsers strip or reinterpret them (`/\evil`, `/%09/evil`).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f\\]/
@@ -17,7 +18,7 @@ const UNSAFE = /[\u0000-\u001f\u007f\\]/
  * `https://shop//evil.example`, never a protocol-relative `//evil.example` (security.md A-6).
  */
 export function resolveReturnTo(value: string | undefined, rules: ReturnToRules): string {
-  if (value === undefined || value === '' || value.length > MAX_LENGTH || UNSAFE.test(value)) {
+  if (value === undefined || value === '' || value.length > RETURN_TO_MAX_LENGTH || UNSAFE.test(value)) {
     return rules.frontendUrl
   }
   let url: URL

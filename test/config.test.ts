@@ -95,6 +95,47 @@ t.test('an enumerated variable names its allowed values', async (t) => {
   ])
 })
 
+t.test(
+  'every URL-ish value is encoded or refused at start, so that no redirect can fail later',
+  async (t) => {
+    const accepted: Array<[string, string]> = [
+      ['/登录', 'https://shop.example.com/%E7%99%BB%E5%BD%95'],
+      ['/sign in failed'.replaceAll(' ', '-'), 'https://shop.example.com/sign-in-failed'],
+      ['/a%zz', 'https://shop.example.com/a%zz'],
+    ]
+    for (const [path, url] of accepted) {
+      t.equal(loadConfig({ ...valid, LOGIN_ERROR_PATH: path }, emptyDir).loginErrorUrl, url, path)
+    }
+    for (const path of [
+      'login',
+      '//evil.example',
+      '/a b',
+      '/x?y=1',
+      '/x#y',
+      '/a\\b',
+      '/a/../b',
+      '/%2e%2e/b',
+      '/\u0000',
+    ]) {
+      t.same(
+        problems({ ...valid, LOGIN_ERROR_PATH: path }),
+        ['LOGIN_ERROR_PATH: must be a path starting with a single /'],
+        JSON.stringify(path),
+      )
+    }
+    const international = loadConfig(
+      { ...valid, FRONTEND_URL: 'https://bücher.example/ü', PUBLIC_URL: 'https://bücher.example/bff' },
+      emptyDir,
+    )
+    t.equal(international.frontendUrl, 'https://xn--bcher-kva.example/%C3%BC')
+    t.equal(international.redirectUri, 'https://xn--bcher-kva.example/bff/oauth2/callback')
+    t.same(
+      problems({ ...valid, MAX_CONNECTIONS: '0' }).map((p) => p.split(':')[0]),
+      ['MAX_CONNECTIONS'],
+    )
+  },
+)
+
 t.test('TRUST_PROXY takes booleans, hop counts and address lists', async (t) => {
   t.equal(loadConfig({ ...valid, TRUST_PROXY: 'true' }, emptyDir).trustProxy, true)
   t.equal(loadConfig({ ...valid, TRUST_PROXY: '2' }, emptyDir).trustProxy, 2)

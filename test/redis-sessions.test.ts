@@ -196,7 +196,12 @@ t.test(
     t.equal(((await down.json()) as { error: string }).error, 'session_store_unavailable')
     t.ok(Date.now() - started < 1000, 'answered in under a second')
     const loginDown = await browser.fetch(`${stack.bff}/auth/login`)
-    t.equal(loginDown.status, 503, 'a login cannot start without the store')
+    t.equal(
+      loginDown.status,
+      302,
+      'a login cannot start without the store: the browser lands on the error page',
+    )
+    t.equal(loginDown.headers.get('location'), `${FRONTEND}/login?error=upstream_unavailable`)
     t.equal((await fetch(`${stack.bff}/readyz`)).status, 503)
     t.equal((await fetch(`${stack.bff}/healthz`)).status, 200)
 

@@ -42,6 +42,7 @@ t.test('every off-site or unsafe target is replaced by FRONTEND_URL', async (t) 
     'data:text/html,<script>alert(1)</script>',
     'evil.example',
     `/${'a'.repeat(5000)}`,
+    `/${'a'.repeat(1024)}`,
     'https://shop.example.com.evil.example/',
   ]
   for (const attack of attacks) {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { MemoryKeyValueStore } from '../src/session/kv.js'
 import type { SignedIn } from '../src/session/model.js'
-import { SessionRecords } from '../src/session/records.js'
+import { isPendingLoginKey, SessionRecords } from '../src/session/records.js'
 import { storeContract } from './support/store-contract.js'
 
 storeContract(t, 'memory', async () => new MemoryKeyValueStore())
@@ -13,6 +13,27 @@ t.test('the memory store is bounded: the oldest writes go first', async (t) => {
   t.ok(store.size <= 10, `holds ${store.size} entries`)
   t.equal(await store.get('k0'), undefined)
   t.equal(await store.get('k49'), 'x'.repeat(95))
+})
+
+t.test('pending logins have a budget of their own: they never evict a session or a vault', async (t) => {
+  const store = new MemoryKeyValueStore({
+    maxChars: 10_000,
+    pendingMaxChars: 2_000,
+    isPending: isPendingLoginKey,
+  })
+  t.teardown(() => store.close())
+  await store.set('sess:member', 's'.repeat(4_000), 60_000)
+  await store.set('vault:member', 'v'.repeat(4_000), 60_000)
+  for (let i = 0; i < 1_000; i++) {
+    await store.set(`login:${i}`, 'l'.repeat(90), 60_000)
+    await store.set(`prelogin:${i}`, 'p'.repeat(90), 60_000)
+  }
+  t.equal(await store.get('sess:member'), 's'.repeat(4_000), 'the session is kept')
+  t.equal(await store.get('vault:member'), 'v'.repeat(4_000), 'the vault is kept')
+  t.ok(store.usage.pendingChars <= 2_000, `pending logins hold ${store.usage.pendingChars} characters`)
+  t.equal(await store.get('login:0'), undefined, 'the oldest pending logins went')
+  t.equal(await store.get('login:999'), 'l'.repeat(90), 'the newest is kept')
+  t.equal(store.usage.chars, 8_000 + 'sess:member'.length + 'vault:member'.length)
 })
 
 t.test('the memory store sweeps expired entries without being asked', async (t) => {

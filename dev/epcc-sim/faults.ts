@@ -1,7 +1,7 @@
 /** Injected failures (epcc-api.md §4.5): what a flaky EPCC, CDN or network does to a request. */
 import { type Quirks, type Res, sendError, sendHtml } from './http.js'
 
-export type FaultKind = 'status' | 'html5xx' | 'hang' | 'reset' | 'delay' | 'rate-limit'
+export type FaultKind = 'status' | 'html5xx' | 'hang' | 'reset' | 'delay' | 'rate-limit' | 'trickle'
 
 export interface Fault {
   method?: string
@@ -9,6 +9,8 @@ export interface Fault {
   kind: FaultKind
   status?: number
   delayMs?: number
+  /** `trickle`: the body's length in bytes, one sent every `delayMs`. */
+  bytes?: number
   retryAfterS?: number
   times?: number
 }
@@ -77,6 +79,20 @@ export class Faults {
       case 'delay':
         await this.sleep(f.delayMs ?? 1000)
         return !this.closed && !res.destroyed
+      case 'trickle': {
+        // Headers at once, then the body a byte at a time: each byte comes quickly, the whole body slowly.
+        const bytes = f.bytes ?? 20
+        res.writeHead(f.status ?? 200, {
+          'content-type': 'application/json',
+          'content-length': String(bytes),
+        })
+        for (let i = 0; i < bytes && !this.closed && !res.destroyed; i++) {
+          await this.sleep(f.delayMs ?? 100)
+          res.write(' ')
+        }
+        if (!res.destroyed) res.end()
+        return false
+      }
     }
   }
 

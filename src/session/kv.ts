@@ -39,41 +39,89 @@ interface Entry {
   expiresAt: number
 }
 
+/** Entries that share one upper bound on the characters they hold; the least recently written go first. */
+class Budget {
+  // A Map iterates in insertion order; re-inserting on write keeps the oldest write first for eviction.
+  readonly entries = new Map<string, Entry>()
+  chars = 0
+
+  constructor(readonly maxChars: number) {}
+
+  add(key: string, entry: Entry): void {
+    this.entries.set(key, entry)
+    this.chars += key.length + entry.value.length
+    for (const [oldest] of this.entries) {
+      if (this.chars <= this.maxChars) break
+      this.remove(oldest)
+    }
+  }
+
+  remove(key: string): void {
+    const entry = this.entries.get(key)
+    if (!entry) return
+    this.entries.delete(key)
+    this.chars -= key.length + entry.value.length
+  }
+
+  clear(): void {
+    this.entries.clear()
+    this.chars = 0
+  }
+}
+
 export interface MemoryStoreOptions {
-  /** Upper bound on the characters held (keys + values); the least recently written go first. */
+  /** Upper bound on the characters held (keys + values) by everything but pending logins. */
   maxChars?: number
+  /**
+   * Keys of pending logins (login transactions, the records of browsers that are not signed in): they have a
+   * budget of their own, so that no flood of unfinished logins can evict a member's session or tokens.
+   */
+  isPending?: (key: string) => boolean
+  /** Upper bound on the characters held by pending logins; the oldest pending logins go first. */
+  pendingMaxChars?: number
   sweepIntervalMs?: number
   now?: () => number
 }
+
+/** The default budgets (docs/limits.md): 256 Mi characters for sessions and vaults, 48 Mi for pending logins. */
+export const MEMORY_BUDGETS = { maxChars: 256 * 1024 * 1024, pendingMaxChars: 48 * 1024 * 1024 } as const
 
 /**
  * A bounded in-memory store that expires entries (the @fastify/session default keeps everything forever).
  * Values are strings, as in Redis, so both stores behave the same and no request shares a live object.
  */
 export class MemoryKeyValueStore implements KeyValueStore {
-  // A Map iterates in insertion order; re-inserting on write keeps the oldest write first for eviction.
-  private readonly entries = new Map<string, Entry>()
-  private chars = 0
-  private readonly maxChars: number
+  private readonly main: Budget
+  private readonly pending: Budget
+  private readonly isPending: (key: string) => boolean
   private readonly now: () => number
   private readonly sweeper: NodeJS.Timeout
 
   constructor(opts: MemoryStoreOptions = {}) {
-    this.maxChars = opts.maxChars ?? 256 * 1024 * 1024
+    this.main = new Budget(opts.maxChars ?? MEMORY_BUDGETS.maxChars)
+    this.pending = new Budget(opts.pendingMaxChars ?? MEMORY_BUDGETS.pendingMaxChars)
+    this.isPending = opts.isPending ?? (() => false)
     this.now = opts.now ?? Date.now
     this.sweeper = setInterval(() => this.sweep(), opts.sweepIntervalMs ?? 30_000)
     this.sweeper.unref()
   }
 
   get size(): number {
-    return this.entries.size
+    return this.main.entries.size + this.pending.entries.size
+  }
+
+  /** Characters held (keys + values): by pending logins, and by everything else. */
+  get usage(): { chars: number; pendingChars: number } {
+    return { chars: this.main.chars, pendingChars: this.pending.chars }
   }
 
   /** Live entries whose key starts with `prefix` (for metrics; walks the whole store). */
   count(prefix: string): number {
     const now = this.now()
     let n = 0
-    for (const [key, entry] of this.entries) if (entry.expiresAt > now && key.startsWith(prefix)) n++
+    for (const budget of [this.main, this.pending]) {
+      for (const [key, entry] of budget.entries) if (entry.expiresAt > now && key.startsWith(prefix)) n++
+    }
     return n
   }
 
@@ -82,14 +130,9 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    this.remove(key)
-    if (ttlMs <= 0) return
-    this.entries.set(key, { value, expiresAt: this.now() + ttlMs })
-    this.chars += key.length + value.length
-    for (const [oldest] of this.entries) {
-      if (this.chars <= this.maxChars) break
-      this.remove(oldest)
-    }
+    const budget = this.budgetOf(key)
+    budget.remove(key)
+    if (ttlMs > 0) budget.add(key, { value, expiresAt: this.now() + ttlMs })
   }
 
   async update(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -134,28 +177,32 @@ export class MemoryKeyValueStore implements KeyValueStore {
 
   async close(): Promise<void> {
     clearInterval(this.sweeper)
-    this.entries.clear()
-    this.chars = 0
+    this.main.clear()
+    this.pending.clear()
+  }
+
+  private budgetOf(key: string): Budget {
+    return this.isPending(key) ? this.pending : this.main
   }
 
   private live(key: string): Entry | undefined {
-    const entry = this.entries.get(key)
+    const budget = this.budgetOf(key)
+    const entry = budget.entries.get(key)
     if (entry && entry.expiresAt <= this.now()) {
-      this.remove(key)
+      budget.remove(key)
       return undefined
     }
     return entry
   }
 
   private remove(key: string): void {
-    const entry = this.entries.get(key)
-    if (!entry) return
-    this.entries.delete(key)
-    this.chars -= key.length + entry.value.length
+    this.budgetOf(key).remove(key)
   }
 
   private sweep(): void {
     const now = this.now()
-    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.remove(key)
+    for (const budget of [this.main, this.pending]) {
+      for (const [key, entry] of budget.entries) if (entry.expiresAt <= now) budget.remove(key)
+    }
   }
 }

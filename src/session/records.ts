@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { LOGIN_TTL_MS } from '../login.js'
+import { LOGIN_KEY_PREFIX, LOGIN_TTL_MS } from '../login.js'
 import type { KeyValueStore } from './kv.js'
 import { type SessionPolicy, type SignedIn, sessionDeadline } from './model.js'
 
@@ -62,25 +62,25 @@ export class SessionRecords {
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {
-    const raw = await this.kv.get(recordKey(id))
+    const raw = (await this.kv.get(signedInKey(id))) ?? (await this.kv.get(preLoginKey(id)))
     return raw === undefined ? undefined : parse(raw)
   }
 
   /** Stores a new session; its id. */
   async create(record: SessionRecord): Promise<string> {
     const id = SessionRecords.newId()
-    await this.kv.set(recordKey(id), JSON.stringify(record), this.ttl(record))
+    await this.kv.set(recordKey(id, record), JSON.stringify(record), this.ttl(record))
     return id
   }
 
   /** Writes `record` under `id` only while `id` still lives. True when it was written. */
   update(id: string, record: SessionRecord): Promise<boolean> {
-    return this.kv.update(recordKey(id), JSON.stringify(record), this.ttl(record))
+    return this.kv.update(recordKey(id, record), JSON.stringify(record), this.ttl(record))
   }
 
   /** Removes the record; it, if it was still there (of concurrent callers, one gets it). */
   async take(id: string): Promise<SessionRecord | undefined> {
-    const raw = await this.kv.take(recordKey(id))
+    const raw = (await this.kv.take(signedInKey(id))) ?? (await this.kv.take(preLoginKey(id)))
     return raw === undefined ? undefined : parse(raw)
   }
 
@@ -113,9 +113,9 @@ export class SessionRecords {
     }
     const record = build(old)
     const ttl = this.ttl(record)
-    await this.kv.set(recordKey(id), JSON.stringify(record), ttl)
+    await this.kv.set(recordKey(id, record), JSON.stringify(record), ttl)
     if ((await this.kv.get(marker)) !== id) {
-      await this.kv.delete(recordKey(id))
+      await this.kv.delete(recordKey(id, record))
       return { ended: old }
     }
     if (ttl < REPLACED_TTL_MS) await this.kv.expire(marker, ttl)
@@ -128,8 +128,30 @@ export class SessionRecords {
   }
 }
 
-function recordKey(id: string): string {
+/**
+ * A signed-in session's record, and a browser's that is not signed in (pending logins only), live under
+ * different keys: the memory store gives pending logins a budget of their own, so that no flood of
+ * unfinished logins can evict a member's session. A record never changes kind under one id (a login
+ * gives the session a new id).
+ */
+function recordKey(id: string, record: SessionRecord): string {
+  return record.auth ? signedInKey(id) : preLoginKey(id)
+}
+
+function signedInKey(id: string): string {
   return `sess:${id}`
+}
+
+/** Store keys of the records of browsers that are not signed in start with this. */
+export const PRE_LOGIN_KEY_PREFIX = 'prelogin:'
+
+function preLoginKey(id: string): string {
+  return `${PRE_LOGIN_KEY_PREFIX}${id}`
+}
+
+/** The store keys of pending logins: their transactions, and the records of browsers not signed in. */
+export function isPendingLoginKey(key: string): boolean {
+  return key.startsWith(LOGIN_KEY_PREFIX) || key.startsWith(PRE_LOGIN_KEY_PREFIX)
 }
 
 function replacedKey(id: string): string {

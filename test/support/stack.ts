@@ -11,6 +11,7 @@ import { freePort } from '../../dev/net.js'
 import { type AppOptions, buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { type KeyValueStore, MemoryKeyValueStore } from '../../src/session/kv.js'
+import { isPendingLoginKey } from '../../src/session/records.js'
 import { RedisKeyValueStore } from '../../src/session/redis.js'
 import { terminateTlsFor } from './browser.js'
 import { startFront } from './front.js'
@@ -107,7 +108,9 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
   const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}:`
   // The memory store the harness can count keys in, unless the store is Redis or given.
   const memory =
-    deployment === 'redis' || opts.kv || opts.env?.REDIS_URL ? undefined : new MemoryKeyValueStore()
+    deployment === 'redis' || opts.kv || opts.env?.REDIS_URL
+      ? undefined
+      : new MemoryKeyValueStore({ isPending: isPendingLoginKey })
   const kvFor = (given?: KeyValueStore): KeyValueStore | undefined =>
     given ?? (deployment === 'redis' ? new RedisKeyValueStore(REDIS_TEST_URL, { prefix }) : undefined)
   const countKeys = async (keyPrefix: string): Promise<number> => {
