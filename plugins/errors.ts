@@ -31,10 +31,8 @@ export default fp(
       }
       if (err instanceof StoreUnavailableError) {
         request.server.metrics.storeErrors.inc()
-        request.log.error(
-          { err: err.cause instanceof Error ? err.cause.message : 'unknown' },
-          'session store unavailable',
-        )
+        // Logged once per outage (as it starts and as it ends, with a count), not once per request.
+        request.server.storeOutage.refusedRequest(err.cause instanceof Error ? err.cause.message : 'unknown')
         return reply.code(503).header('retry-after', '1').send({
           error: 'session_store_unavailable',
           message: 'The session store is unavailable; try again shortly.',

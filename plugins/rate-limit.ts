@@ -1,26 +1,19 @@
 import rateLimit from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
 import { BffError } from '../src/errors.js'
+import { connectRedis } from '../src/session/redis-connection.js'
 
 /**
  * Per-address rate limits for the routes that start and finish logins (security.md A-24, A-42), keyed by
  * `request.ip` (so `TRUST_PROXY` decides whether `X-Forwarded-For` counts). Shared across replicas through
- * Redis when `REDIS_URL` is set; if Redis fails, requests pass (the session store answers 503 anyway).
+ * the session store's Redis when one is set (one node, Sentinel or Cluster: the limiter's script touches one
+ * key); if Redis fails, requests pass (the session store answers 503 anyway).
  * Routes opt in with `config: { rateLimit: {} }`.
  * @see https://github.com/fastify/fastify-rate-limit
  */
 export default fp(
   async (app) => {
-    const { redisUrl } = app.config.session
-    const redis = redisUrl
-      ? new Redis(redisUrl, {
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          commandTimeout: 500,
-          connectTimeout: 1000,
-        })
-      : undefined
+    const redis = app.config.redis ? connectRedis(app.config.redis) : undefined
     redis?.on('error', () => {}) // reported by the session store's client; the limiter fails open
     if (redis) app.addHook('onClose', async () => redis.disconnect())
     await app.register(rateLimit, {
