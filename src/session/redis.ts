@@ -17,7 +17,7 @@ export interface RedisStoreOptions {
   prefix?: string
   /** Called for connection errors; ioredis would otherwise crash the process on an unhandled 'error'. */
   onError?: (err: Error) => void
-  /** Called when commands start failing (false, with the reason) and when one succeeds again (true). */
+  /** Told of every command's outcome: false with the reason when it failed, true when it succeeded. */
   onAvailability?: (available: boolean, reason?: string) => void
 }
 
@@ -32,7 +32,6 @@ export class RedisKeyValueStore implements KeyValueStore {
   private readonly prefix: string
   private readonly readiness: ReadyWait
   private readonly onAvailability: ((available: boolean, reason?: string) => void) | undefined
-  private available = true
 
   constructor(target: string | RedisTopology, opts: RedisStoreOptions = {}) {
     this.prefix = opts.prefix ?? 'epcc-bff:'
@@ -91,22 +90,17 @@ export class RedisKeyValueStore implements KeyValueStore {
       await this.readiness.within(deadline - Date.now())
       try {
         const result = await command()
-        if (!this.available) this.becomes(true)
+        this.onAvailability?.(true)
         return result
       } catch (err) {
         const again = repeat === REPEATABLE ? mayRepeat(err) : notRun(err)
         if (!again || Date.now() + RETRY_PAUSE_MS >= deadline) {
-          if (this.available) this.becomes(false, err)
+          this.onAvailability?.(false, err instanceof Error ? err.message : 'unknown')
           throw new StoreUnavailableError(err)
         }
         await sleep(RETRY_PAUSE_MS)
       }
     }
-  }
-
-  private becomes(available: boolean, err?: unknown): void {
-    this.available = available
-    this.onAvailability?.(available, err instanceof Error ? err.message : undefined)
   }
 }
 
