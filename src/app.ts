@@ -54,6 +54,8 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
     // HEAD must not run a GET handler: a HEAD on the callback would otherwise exchange the code.
     exposeHeadRoutes: false,
     requestTimeout: 30_000,
+    // While closing, requests still reach the hooks: plugins/lifecycle.ts answers them in the contract's shape.
+    return503OnClosing: false,
     bodyLimit: 64 * 1024,
   }).withTypeProvider<TypeBoxTypeProvider>()
   // A text/plain POST is a CORS "simple request": refuse it instead of parsing it (security.md §0.4).
