@@ -27,6 +27,21 @@ export function haSuite(t: Test, ha: RedisHa): void {
     ha.kind,
     async () => new RedisKeyValueStore(ha.topology, { prefix: `test:${process.pid}:` }),
   )
+
+  // First among the end-to-end cases: the logins of later ones would count against the same address.
+  t.test(`${ha.kind}: the login rate limit counts across replicas`, async (t) => {
+    const stack = await startStack(t, { env: { ...ha.env, RATE_LIMIT_PER_MINUTE: '3' } })
+    const b = await stack.replica()
+    const statuses: number[] = []
+    for (const bff of [stack.bff, b.bff, stack.bff, b.bff]) {
+      statuses.push((await fetch(`${bff}/auth/login`, { redirect: 'manual' })).status)
+    }
+    t.same(
+      statuses,
+      [302, 302, 302, 429],
+      'the fourth login start within a minute is refused, on either replica',
+    )
+  })
   redisSessionCases(t, { name: ha.kind, env: ha.env, dump: ha.dump })
 
   t.test(`${ha.kind}: a master fails over; every member stays signed in and logins work again`, async (t) => {
