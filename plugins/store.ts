@@ -26,19 +26,13 @@ export default fp(
       ended: (summary) => app.log.warn(summary, 'session store available again'),
     })
     app.decorate('storeOutage', outage)
-    let lastError = ''
     const inner =
       opts.kv ??
       (app.config.redis
         ? new RedisKeyValueStore(app.config.redis, {
-            // ioredis repeats a connection error on every retry: log each distinct one once, and none while an
-            // outage is already logged.
-            onError: (err) => {
-              if (err.message !== lastError && !outage.ongoing) {
-                app.log.warn({ reason: err.message }, 'redis connection error')
-              }
-              lastError = err.message
-            },
+            // ioredis repeats a connection error on every reconnect attempt: the first starts the outage (one
+            // line, with the reason), the others only keep it going.
+            onError: (err) => outage.failed(err.message),
             onAvailability: (available, reason) =>
               available ? outage.recovered() : outage.failed(reason ?? 'unknown'),
           })

@@ -43,9 +43,10 @@ export function connectRedis(topology: RedisTopology, extra: Partial<RedisOption
       password: topology.password,
       sentinelUsername: topology.sentinelUsername,
       sentinelPassword: topology.sentinelPassword,
-      sentinelCommandTimeout: FAIL_FAST.commandTimeout,
-      // Ask the next Sentinel at once; after a round with none answering, fall back to retryStrategy.
-      sentinelRetryStrategy: (attempt: number) => (attempt > 10 ? null : Math.min(attempt * 10, 100)),
+      sentinelCommandTimeout: FAIL_FAST.connectTimeout,
+      // After a round in which no Sentinel named the master, try again, never give up: a null here would end
+      // the client for good (status 'end'), and only a restart would bring the store back.
+      sentinelRetryStrategy: retryStrategy,
       // Subscribed to +switch-master: the client leaves a demoted master as soon as a Sentinel announces it.
       failoverDetector: true,
       ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),

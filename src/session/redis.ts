@@ -7,7 +7,7 @@ import { connectRedis, ReadyWait, type RedisClient } from './redis-connection.js
  * How long a request waits for the store, across a reconnect, a Sentinel failover being announced or a
  * cluster slot moving, before it answers 503: short enough that an outage still answers in under a second.
  */
-const WAIT_BUDGET_MS = 400
+const WAIT_BUDGET_MS = 300
 const RETRY_PAUSE_MS = 50
 const DELETE_IF_EQUALS =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
