@@ -38,10 +38,8 @@ export default fp(
       }
       if (err instanceof StoreUnavailableError) {
         request.server.metrics.storeErrors.inc()
-        request.log.error(
-          { err: err.cause instanceof Error ? err.cause.message : 'unknown' },
-          'session store unavailable',
-        )
+        // Logged once per outage (as it starts and as it ends, with a count), not once per request.
+        request.server.storeOutage.refusedRequest(err.cause instanceof Error ? err.cause.message : 'unknown')
         // A browser navigation (login, callback) lands on the storefront's error page, not on a JSON body.
         if (request.routeOptions.config?.navigation) {
           return reply.redirect(`${request.server.config.loginErrorUrl}?error=upstream_unavailable`, 302)

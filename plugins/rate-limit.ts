@@ -3,8 +3,8 @@ import { fastifyCookie } from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
 import { BffError } from '../src/errors.js'
+import { connectRedis } from '../src/session/redis-connection.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -25,24 +25,16 @@ const IPV6_SUBNET = 64
 const LOCAL_COUNTERS = 50_000
 
 /**
- * Rate limits (security.md A-24, A-42), keyed by `request.ip` (so `TRUST_PROXY` decides whether
- * `X-Forwarded-For` counts), IPv6 addresses by /64. The routes that start and finish logins opt in with
- * `config: { rateLimit: {} }` (per address); the session and proxy routes with `config: { apiRateLimit:
- * true }` (per session and per address). Shared across replicas through Redis when `REDIS_URL` is set; if Redis fails,
- * requests pass (the session store answers 503 anyway).
+ * Rate limits, keyed by `request.ip` (so `TRUST_PROXY` decides whether `X-Forwarded-For` counts), IPv6
+ * addresses by /64. The routes that start and finish logins opt in with `config: { rateLimit: {} }` (per
+ * address); the session and proxy routes with `config: { apiRateLimit: true }` (per session and per address).
+ * Shared across replicas through the session store's Redis when one is set (one node, Sentinel or Cluster: the
+ * limiter's script touches one key); if Redis fails, requests pass (the session store answers 503 anyway).
  * @see https://github.com/fastify/fastify-rate-limit
  */
 export default fp(
   async (app) => {
-    const { redisUrl } = app.config.session
-    const redis = redisUrl
-      ? new Redis(redisUrl, {
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          commandTimeout: 500,
-          connectTimeout: 1000,
-        })
-      : undefined
+    const redis = app.config.redis ? connectRedis(app.config.redis) : undefined
     redis?.on('error', () => {}) // reported by the session store's client; the limiter fails open
     if (redis) app.addHook('onClose', async () => redis.disconnect())
     await app.register(rateLimit, {

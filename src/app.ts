@@ -105,6 +105,8 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
     trustProxy: fastifyTrustProxy(config.trustProxy),
     // HEAD must not run a GET handler: a HEAD on the callback would otherwise exchange the code.
     exposeHeadRoutes: false,
+    // While closing, requests still reach the hooks: plugins/lifecycle.ts answers them in the contract's shape.
+    return503OnClosing: false,
     bodyLimit: 64 * 1024,
     schemaController: { compilersFactory: { buildValidator } },
     clientErrorHandler,

@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { parseEnv } from 'node:util'
 import envSchema from 'env-schema'
 import { type Static, Type } from 'typebox'
+import { type RedisTopology, redisTopologyFrom } from './redis-config.js'
 
 /** The environment variables of contract §1; TypeBox drives both validation and the raw type. */
 export const EnvSchema = Type.Object({
@@ -17,6 +18,13 @@ export const EnvSchema = Type.Object({
   LOGIN_ERROR_PATH: Type.String({ default: '/login' }),
   SESSION_SECRET: Type.String(),
   REDIS_URL: Type.Optional(Type.String()),
+  REDIS_SENTINELS: Type.Optional(Type.String()),
+  REDIS_SENTINEL_MASTER: Type.Optional(Type.String()),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String()),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
+  REDIS_USERNAME: Type.Optional(Type.String()),
+  REDIS_PASSWORD: Type.Optional(Type.String()),
   SESSION_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 1800 }),
   SESSION_ABSOLUTE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 43200 }),
   PROXY_PATH_PREFIXES: Type.String({
@@ -67,8 +75,9 @@ export interface Config {
     secure: boolean
     idleTimeoutS: number
     absoluteTimeoutS: number
-    redisUrl: string | undefined
   }
+  /** The shared store's Redis (one node, Sentinel or Cluster); none: sessions live in process memory. */
+  redis: RedisTopology | undefined
   proxy: { pathPrefixes: string[] }
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
@@ -207,9 +216,8 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     problems.push(`SESSION_SECRET: every entry needs at least ${SECRET_MIN_LENGTH} characters`)
   }
 
-  if (raw.REDIS_URL !== undefined && !/^rediss?:\/\/./.test(raw.REDIS_URL)) {
-    problems.push('REDIS_URL: must be a redis:// or rediss:// URL')
-  }
+  const redis = redisTopologyFrom(raw)
+  problems.push(...redis.problems)
 
   const pathPrefixes = splitList(raw.PROXY_PATH_PREFIXES ?? '').map((p) => p.replace(/\/+$/, ''))
   if (
@@ -260,8 +268,8 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
       secure,
       idleTimeoutS: raw.SESSION_IDLE_TIMEOUT_S,
       absoluteTimeoutS: raw.SESSION_ABSOLUTE_TIMEOUT_S,
-      redisUrl: raw.REDIS_URL,
     },
+    redis: redis.topology,
     proxy: { pathPrefixes },
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,

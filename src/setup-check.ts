@@ -99,22 +99,28 @@ export async function checkSetup(config: Config): Promise<Finding[]> {
 }
 
 async function withRedis(findings: Finding[], config: Config): Promise<Finding[]> {
-  const url = config.session.redisUrl
-  if (url === undefined) {
-    findings.push({ level: 'ok', text: 'sessions: in process memory (no REDIS_URL): run one replica only' })
+  const topology = config.redis
+  if (topology === undefined) {
+    findings.push({
+      level: 'ok',
+      text: 'sessions: in process memory (no Redis configured): run one replica only',
+    })
     return findings
   }
-  const store = new RedisKeyValueStore(url)
+  const where = { single: 'REDIS_URL', sentinel: 'REDIS_SENTINELS', cluster: 'REDIS_CLUSTER_NODES' }[
+    topology.kind
+  ]
+  const store = new RedisKeyValueStore(topology)
   try {
     const deadline = Date.now() + REDIS_WAIT_MS
     for (;;) {
       try {
         await store.ping()
-        findings.push({ level: 'ok', text: 'sessions: Redis at REDIS_URL answers' })
+        findings.push({ level: 'ok', text: `sessions: Redis at ${where} answers` })
         break
       } catch {
         if (Date.now() >= deadline) {
-          findings.push({ level: 'fail', text: 'sessions: Redis at REDIS_URL does not answer' })
+          findings.push({ level: 'fail', text: `sessions: Redis at ${where} does not answer` })
           break
         }
         await new Promise((resolve) => setTimeout(resolve, 200))

@@ -180,3 +180,115 @@ t.test(
     t.notMatch(stderr + stdout, /short-secret-value/)
   },
 )
+
+t.test('Redis: one node, Sentinel or Cluster, each with TLS through rediss://', async (t) => {
+  t.equal(loadConfig(valid, emptyDir).redis, undefined, 'none: sessions in memory')
+  t.same(loadConfig({ ...valid, REDIS_URL: 'rediss://user:pw@redis.internal:6380/0' }, emptyDir).redis, {
+    kind: 'single',
+    url: 'rediss://user:pw@redis.internal:6380/0',
+  })
+  t.same(
+    loadConfig(
+      {
+        ...valid,
+        REDIS_SENTINELS: 'sentinel-a:26379, redis://sentinel-b:26379,[::1]:26379',
+        REDIS_SENTINEL_MASTER: 'mymaster',
+        REDIS_PASSWORD: 'data-password',
+        REDIS_SENTINEL_PASSWORD: 'sentinel-password',
+      },
+      emptyDir,
+    ).redis,
+    {
+      kind: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-a', port: 26379 },
+        { host: 'sentinel-b', port: 26379 },
+        { host: '::1', port: 26379 },
+      ],
+      masterName: 'mymaster',
+      tls: false,
+      username: undefined,
+      password: 'data-password',
+      sentinelUsername: undefined,
+      sentinelPassword: 'sentinel-password',
+    },
+  )
+  const tlsSentinel = loadConfig(
+    { ...valid, REDIS_SENTINELS: 'rediss://sentinel-a:26379', REDIS_SENTINEL_MASTER: 'mymaster' },
+    emptyDir,
+  ).redis
+  t.equal(tlsSentinel?.kind === 'sentinel' && tlsSentinel.tls, true, 'rediss:// Sentinels: TLS')
+  t.same(
+    loadConfig(
+      {
+        ...valid,
+        REDIS_CLUSTER_NODES: 'rediss://node-1.cache.example:6379,rediss://node-2.cache.example:6379',
+        REDIS_USERNAME: 'bff',
+        REDIS_PASSWORD: 'data-password',
+      },
+      emptyDir,
+    ).redis,
+    {
+      kind: 'cluster',
+      nodes: [
+        { host: 'node-1.cache.example', port: 6379 },
+        { host: 'node-2.cache.example', port: 6379 },
+      ],
+      tls: true,
+      username: 'bff',
+      password: 'data-password',
+    },
+  )
+})
+
+t.test('Redis: a wrong combination stops the start, naming its variables and never a value', async (t) => {
+  const cases: Array<[Record<string, string>, string[]]> = [
+    [
+      { REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:6379' },
+      [
+        'REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (also set: REDIS_URL)',
+      ],
+    ],
+    [
+      { REDIS_SENTINELS: 's:26379', REDIS_CLUSTER_NODES: 'a:6379', REDIS_SENTINEL_MASTER: 'm' },
+      [
+        'REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES (also set: REDIS_SENTINELS)',
+      ],
+    ],
+    [{ REDIS_SENTINELS: 's:26379' }, ['REDIS_SENTINEL_MASTER: is required with REDIS_SENTINELS']],
+    [
+      { REDIS_CLUSTER_NODES: 'a:6379', REDIS_SENTINEL_MASTER: 'm', REDIS_SENTINEL_PASSWORD: 'sentinel-pw' },
+      [
+        'REDIS_SENTINEL_MASTER: only with REDIS_SENTINELS',
+        'REDIS_SENTINEL_PASSWORD: only with REDIS_SENTINELS',
+      ],
+    ],
+    [
+      { REDIS_URL: 'redis://r:6379', REDIS_PASSWORD: 'data-pw' },
+      ['REDIS_PASSWORD: not with REDIS_URL (it carries its own credentials)'],
+    ],
+    [{ REDIS_USERNAME: 'bff' }, ['REDIS_USERNAME: only with REDIS_SENTINELS or REDIS_CLUSTER_NODES']],
+    [
+      { REDIS_CLUSTER_NODES: 'a:6379,rediss://b:6379' },
+      ['REDIS_CLUSTER_NODES: every entry must use the same scheme (redis:// or rediss://)'],
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'redis://bff:inline-pw@a:6379' },
+      ['REDIS_CLUSTER_NODES: must not carry credentials (use REDIS_USERNAME and REDIS_PASSWORD)'],
+    ],
+    [
+      { REDIS_SENTINELS: 'sentinel-without-port', REDIS_SENTINEL_MASTER: 'm' },
+      ['REDIS_SENTINELS: every entry must be host:port, redis://host:port or rediss://host:port'],
+    ],
+    [
+      { REDIS_CLUSTER_NODES: 'http://a:6379' },
+      ['REDIS_CLUSTER_NODES: every entry must be host:port, redis://host:port or rediss://host:port'],
+    ],
+    [{ REDIS_CLUSTER_NODES: ' , ' }, ['REDIS_CLUSTER_NODES: list at least one host:port']],
+  ]
+  for (const [env, expected] of cases) {
+    const found = problems({ ...valid, ...env })
+    t.same(found, expected, Object.keys(env).join(' + '))
+    t.notMatch(found.join('\n'), /inline-pw|data-pw|sentinel-pw/, 'no value printed')
+  }
+})

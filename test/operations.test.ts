@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import http from 'node:http'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -242,5 +243,42 @@ t.test(
     t.equal(await exited, 0, 'exit code 0')
     t.ok(Date.now() - signalled < 12_000, 'within the bound (drain 2 s + close, under 12 s)')
     t.match(output, /"msg":"closed"/)
+  },
+)
+
+t.test(
+  'a request that reaches a closing server gets 503 shutting_down in the usual shape, never Fastify’s own body',
+  async (t) => {
+    const stack = await startStack(t)
+    stack.sim.fault({ path: '/v2/carts', kind: 'delay', delayMs: 1000 })
+    // One keep-alive connection: the second request travels on it once the first (in flight) is answered.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    t.teardown(() => agent.destroy())
+    const get = (path: string) =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        http
+          .get(`${stack.bff}${path}`, { agent, headers: { 'x-csrf': '1' } }, (res) => {
+            let body = ''
+            res.on('data', (chunk) => {
+              body += chunk
+            })
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+          })
+          .on('error', reject)
+      })
+    const inFlight = get('/api/epcc/v2/carts')
+    while (!stack.sim.log.some((r) => r.path.startsWith('/v2/carts'))) await sleep(10)
+    const closed = stack.app.close()
+    const late = await get('/session')
+    await inFlight
+    await closed
+    t.equal(late.status, 503)
+    t.same(JSON.parse(late.body), {
+      error: 'shutting_down',
+      message: 'This server is shutting down; try again.',
+    })
+    t.equal(late.headers['cache-control'], 'no-store')
+    t.equal(late.headers['retry-after'], '1')
+    t.equal(late.headers.connection, 'close')
   },
 )

@@ -1,7 +1,14 @@
-import { Redis } from 'ioredis'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { RedisTopology } from '../redis-config.js'
 import { type KeyValueStore, StoreUnavailableError } from './kv.js'
+import { connectRedis, ReadyWait, type RedisClient } from './redis-connection.js'
 
-const READY_WAIT_MS = 300
+/**
+ * How long a request waits for the store, across a reconnect, a Sentinel failover being announced or a
+ * cluster slot moving, before it answers 503: short enough that an outage still answers in under a second.
+ */
+const WAIT_BUDGET_MS = 300
+const RETRY_PAUSE_MS = 50
 const DELETE_IF_EQUALS =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
@@ -10,27 +17,28 @@ export interface RedisStoreOptions {
   prefix?: string
   /** Called for connection errors; ioredis would otherwise crash the process on an unhandled 'error'. */
   onError?: (err: Error) => void
+  /** Told of every command's outcome: false with the reason when it failed, true when it succeeded. */
+  onAvailability?: (available: boolean, reason?: string) => void
 }
 
 /**
- * The shared store for several replicas. Fails fast (security.md §2.7): no offline queue, one retry, short
- * command and connect timeouts, so that while Redis is down a request gets 503 in well under a second;
- * ioredis keeps reconnecting in the background and service resumes without a restart.
+ * The shared store for several replicas, on one Redis node, a Sentinel-managed master or a Redis Cluster.
+ * Every operation touches one key, so none crosses a cluster hash slot. While the store is away a command
+ * waits (bounded) for the connection to come back and is retried when that cannot run it twice; otherwise it
+ * fails with `StoreUnavailableError` (503): a write is never reported done unless Redis acknowledged it.
  */
 export class RedisKeyValueStore implements KeyValueStore {
-  private readonly redis: Redis
+  private readonly redis: RedisClient
   private readonly prefix: string
+  private readonly readiness: ReadyWait
+  private readonly onAvailability: ((available: boolean, reason?: string) => void) | undefined
 
-  constructor(url: string, opts: RedisStoreOptions = {}) {
+  constructor(target: string | RedisTopology, opts: RedisStoreOptions = {}) {
     this.prefix = opts.prefix ?? 'epcc-bff:'
-    this.redis = new Redis(url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: 500,
-      connectTimeout: 1000,
-      retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
-    })
+    this.redis = connectRedis(typeof target === 'string' ? { kind: 'single', url: target } : target)
     this.redis.on('error', (err: Error) => opts.onError?.(err))
+    this.readiness = new ReadyWait(this.redis)
+    this.onAvailability = opts.onAvailability
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -63,7 +71,7 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async take(key: string): Promise<string | undefined> {
     // GETDEL (Redis ≥ 6.2) is atomic: of two replicas racing for one login transaction, one gets it.
-    return (await this.run(() => this.redis.getdel(this.prefix + key))) ?? undefined
+    return (await this.run(() => this.redis.getdel(this.prefix + key), ONCE)) ?? undefined
   }
 
   async delete(key: string): Promise<void> {
@@ -75,8 +83,9 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
-    const result = await this.run(() =>
-      this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs), 'NX'),
+    const result = await this.run(
+      () => this.redis.set(this.prefix + key, value, 'PX', Math.ceil(ttlMs), 'NX'),
+      ONCE,
     )
     return result === 'OK'
   }
@@ -93,26 +102,49 @@ export class RedisKeyValueStore implements KeyValueStore {
     this.redis.disconnect()
   }
 
-  private ready(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer)
-        this.redis.off('ready', done)
-        resolve()
+  /**
+   * Runs `command` once the connection is ready, within the wait budget. A command Redis refused without running
+   * it (a demoted master, a cluster slot in transit, a connection not yet up) is tried again; one that may have
+   * run (a timeout, a connection lost in flight) only when running it twice does no harm.
+   */
+  private async run<T>(command: () => Promise<T>, repeat: Repeat = REPEATABLE): Promise<T> {
+    const deadline = Date.now() + WAIT_BUDGET_MS
+    for (;;) {
+      // A ready connection (nearly always) costs no wait and no extra promise.
+      if (this.redis.status !== 'ready') await this.readiness.within(deadline - Date.now())
+      try {
+        const result = await command()
+        this.onAvailability?.(true)
+        return result
+      } catch (err) {
+        const again = repeat === REPEATABLE ? mayRepeat(err) : notRun(err)
+        if (!again || Date.now() + RETRY_PAUSE_MS >= deadline) {
+          this.onAvailability?.(false, err instanceof Error ? err.message : 'unknown')
+          throw new StoreUnavailableError(err)
+        }
+        await sleep(RETRY_PAUSE_MS)
       }
-      const timer = setTimeout(done, ms)
-      this.redis.once('ready', done)
-    })
-  }
-
-  private async run<T>(command: () => Promise<T>): Promise<T> {
-    // Without an offline queue a command fails at once while (re)connecting: give a connection that is
-    // on its way a moment to be ready, still well inside the one-second answer while Redis is down.
-    if (this.redis.status !== 'ready') await this.ready(READY_WAIT_MS)
-    try {
-      return await command()
-    } catch (err) {
-      throw new StoreUnavailableError(err)
     }
   }
+}
+
+type Repeat = 'repeatable' | 'once'
+const REPEATABLE: Repeat = 'repeatable'
+/** Not idempotent: a second GETDEL or SET NX after a first that ran would answer differently. */
+const ONCE: Repeat = 'once'
+
+/** Errors for which Redis (or ioredis) did not run the command: safe to send it again. */
+const NOT_RUN =
+  /^(READONLY|CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|MOVED|ASK)\b|enableOfflineQueue|Stream isn't writeable|None of startup nodes|Failed to refresh slots cache/
+
+function notRun(err: unknown): boolean {
+  return err instanceof Error && NOT_RUN.test(err.message)
+}
+
+/** A command that may have run is repeated unless Redis refused it for good (a wrong type, a syntax error). */
+function mayRepeat(err: unknown): boolean {
+  return (
+    notRun(err) ||
+    !(err instanceof Error && /^(ERR|WRONGTYPE|NOSCRIPT|NOPERM|NOAUTH|WRONGPASS)\b/.test(err.message))
+  )
 }

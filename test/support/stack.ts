@@ -108,14 +108,15 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
   const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}:`
   // The memory store the harness can count keys in, unless the store is Redis or given.
   const memory =
-    deployment === 'redis' || opts.kv || opts.env?.REDIS_URL
+    deployment === 'redis' || opts.kv || Object.keys(opts.env ?? {}).some((k) => k.startsWith('REDIS_'))
       ? undefined
       : new MemoryKeyValueStore({ isPending: isPendingLoginKey })
   const kvFor = (given?: KeyValueStore): KeyValueStore | undefined =>
     given ?? (deployment === 'redis' ? new RedisKeyValueStore(REDIS_TEST_URL, { prefix }) : undefined)
   const countKeys = async (keyPrefix: string): Promise<number> => {
     if (memory) return memory.count(keyPrefix)
-    if (deployment !== 'redis') throw new Error('countKeys: the store was passed in or set by REDIS_URL')
+    if (deployment !== 'redis')
+      throw new Error('countKeys: the store was passed in or configured by REDIS_* variables')
     const redis = new Redis(REDIS_TEST_URL)
     try {
       return (await redis.keys(`${prefix}${keyPrefix}*`)).length
