@@ -1,12 +1,17 @@
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.js'
 import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
+import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
 import { SessionSigner } from '../src/session/signer.js'
+import { describeClient } from '../src/user-agent.js'
+
+/** Who ended a member's sessions: the member ("sign out everywhere") or an operator (admin API). */
+export type RevokedBy = 'member' | 'operator'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,6 +22,13 @@ declare module 'fastify' {
     logins: LoginTransactions
     memberSessions: MemberSessions
     sessionRecords: SessionRecords
+    /** Every member's live sessions, for listing and revoking them together. */
+    memberIndex: MemberSessionIndex
+    /**
+     * Ends every session of `memberId`, on every replica: records and tokens gone at once, each one's next
+     * request answered `401 session_expired`. An audit log line and a metric; the number ended.
+     */
+    revokeMemberSessions(memberId: string, by: RevokedBy, log: FastifyBaseLogger): Promise<number>
     /** Sets the session cookie to `id`, with the one attribute set of the cookie (contract §2). */
     setSessionCookie(reply: FastifyReply, id: string): void
     /** Expires the session cookie, with the same name and attributes it is set with. */
@@ -55,13 +67,23 @@ export default fp(
     const signer = new SessionSigner(cfg.secrets)
     const records = new SessionRecords(app.kv, policy)
     app.decorate('sessionRecords', records)
-    app.decorate('logins', new LoginTransactions(app.kv))
-    app.decorate(
-      'memberSessions',
-      new MemberSessions(app.epcc, app.kv, policy, {
-        onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
-      }),
-    )
+    const logins = new LoginTransactions(app.kv)
+    app.decorate('logins', logins)
+    const memberSessions = new MemberSessions(app.epcc, app.kv, policy, {
+      onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
+    })
+    app.decorate('memberSessions', memberSessions)
+    const index = new MemberSessionIndex(app.kv, records, policy)
+    app.decorate('memberIndex', index)
+    app.decorate('revokeMemberSessions', async (memberId: string, by: RevokedBy, log: FastifyBaseLogger) => {
+      const revoked = await index.revoke(memberId, async (vaultId, record) => {
+        await memberSessions.end({ vaultId })
+        if (record?.logins) await logins.discard(record.logins)
+      })
+      app.metrics.revokedSessions.inc({ by }, revoked)
+      log.info({ memberId, revoked, by }, 'sessions revoked')
+      return revoked
+    })
     app.decorate('setSessionCookie', (reply: FastifyReply, id: string) => {
       reply.setCookie(cfg.cookieName, signer.sign(id), setAttributes)
     })
@@ -90,7 +112,7 @@ export default fp(
         // again, with the newest, so that the old secret can be dropped without signing anyone out.
         if (unsigned.renew && session.state === 'live') {
           app.setSessionCookie(reply, session.id)
-          resealed(records, app.memberSessions, session).then(() => done(), done)
+          resealed(records, app.memberSessions, index, session).then(() => done(), done)
           return
         }
         done()
@@ -103,10 +125,12 @@ export default fp(
 async function resealed(
   records: SessionRecords,
   sessions: MemberSessions,
+  index: MemberSessionIndex,
   session: { id: string; record: SessionRecord },
 ): Promise<void> {
-  await records.update(session.id, session.record)
-  if (session.record.auth) await sessions.reseal(session.record.auth)
+  if (!(await records.update(session.id, session.record)) || !session.record.auth) return
+  await sessions.reseal(session.record.auth)
+  await index.update(session.record.auth, session.id)
 }
 
 /**
@@ -187,6 +211,8 @@ export async function saveSignedIn(request: FastifyRequest, auth: SignedIn): Pro
   const record = { ...session.record, auth }
   if (await request.server.sessionRecords.update(session.id, record)) {
     request.session = { state: 'live', id: session.id, record }
+    // The index follows the session's deadline, so that it lives as long as the session does.
+    await request.server.memberIndex.update(auth, session.id)
   }
 }
 
@@ -216,6 +242,7 @@ export function switchActiveAccount(
       if (!replaced) return gone()
       request.session = { state: 'live', ...replaced }
       server.setSessionCookie(reply, replaced.id)
+      await server.memberIndex.update(switched, replaced.id)
     },
   })
 }
@@ -238,7 +265,8 @@ export async function endSession(request: FastifyRequest, reply: FastifyReply): 
     if (!ended) id = await records.takeReplacement(id)
   }
   if (!ended && session.state === 'live') ended = session.record
-  if (ended?.auth) await server.memberSessions.end(ended.auth)
+  if (ended?.auth)
+    await Promise.all([server.memberSessions.end(ended.auth), server.memberIndex.remove(ended.auth)])
   if (ended?.logins) await server.logins.discard(ended.logins)
   request.session = NONE
   server.clearSessionCookie(reply)
@@ -299,13 +327,15 @@ export async function completeLogin(
   const session = request.session
   if (session.state !== 'live') return false
   let previous: SignedIn | undefined
+  const signedIn = { ...auth, client: describeClient(request.headers['user-agent']) }
   const replaced = await server.sessionRecords.replace(session.id, (old) => {
     previous = old.auth
     const logins = old.logins?.filter((s) => s !== state) ?? []
-    return logins.length > 0 ? { auth, logins } : { auth }
+    return logins.length > 0 ? { auth: signedIn, logins } : { auth: signedIn }
   })
   if (!replaced) return false
-  if (previous) await server.memberSessions.end(previous)
+  await server.memberIndex.add(signedIn, replaced.id)
+  if (previous) await Promise.all([server.memberSessions.end(previous), server.memberIndex.remove(previous)])
   request.session = { state: 'live', ...replaced }
   server.setSessionCookie(reply, replaced.id)
   return true
