@@ -4,19 +4,21 @@ import fp from 'fastify-plugin'
 import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.js'
 import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
+import { type RevokedBy, sessionRevoker } from '../src/revocation.js'
 import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
 import { SessionSigner } from '../src/session/signer.js'
 import { describeClient } from '../src/user-agent.js'
 
-/** Who ended a member's sessions: the member ("sign out everywhere") or an operator (admin API). */
-export type RevokedBy = 'member' | 'operator'
-
 declare module 'fastify' {
   interface FastifyRequest {
     /** What this request's session cookie names (read once, before the handler). */
     session: BrowserSession
+  }
+  interface FastifyContextConfig {
+    /** The route has nothing to do with a browser's session: its cookie is not read (administration). */
+    sessionless?: boolean
   }
   interface FastifyInstance {
     logins: LoginTransactions
@@ -75,11 +77,9 @@ export default fp(
     app.decorate('memberSessions', memberSessions)
     const index = new MemberSessionIndex(app.kv, records, policy)
     app.decorate('memberIndex', index)
+    const revoke = sessionRevoker(index, memberSessions, logins)
     app.decorate('revokeMemberSessions', async (memberId: string, by: RevokedBy, log: FastifyBaseLogger) => {
-      const revoked = await index.revoke(memberId, async (vaultId, record) => {
-        await memberSessions.end({ vaultId })
-        if (record?.logins) await logins.discard(record.logins)
-      })
+      const revoked = await revoke(memberId)
       app.metrics.revokedSessions.inc({ by }, revoked)
       log.info({ memberId, revoked, by }, 'sessions revoked')
       return revoked
@@ -94,7 +94,7 @@ export default fp(
     app.decorateRequest<BrowserSession | null>('session', null)
     // Callback-style: no promise per request for the common case of no cookie.
     app.addHook('onRequest', (request, reply, done) => {
-      const raw = request.cookies[cfg.cookieName]
+      const raw = request.routeOptions.config.sessionless ? undefined : request.cookies[cfg.cookieName]
       if (raw === undefined) {
         request.session = NONE
         done()

@@ -17,6 +17,7 @@ export const EnvSchema = Type.Object({
   LOGIN_ERROR_PATH: Type.String({ default: '/login' }),
   SESSION_SECRET: Type.String(),
   REDIS_URL: Type.Optional(Type.String()),
+  ADMIN_TOKEN: Type.Optional(Type.String()),
   SESSION_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 1800 }),
   SESSION_ABSOLUTE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 43200 }),
   PROXY_PATH_PREFIXES: Type.String({
@@ -66,6 +67,8 @@ export interface Config {
     redisUrl: string | undefined
   }
   proxy: { pathPrefixes: string[] }
+  /** The operators' bearer token for the administration routes; they exist only when it is set. */
+  adminToken: string | undefined
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
   rateLimitPerMinute: number
@@ -196,6 +199,10 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     problems.push('REDIS_URL: must be a redis:// or rediss:// URL')
   }
 
+  if (raw.ADMIN_TOKEN !== undefined && raw.ADMIN_TOKEN.length < SECRET_MIN_LENGTH) {
+    problems.push(`ADMIN_TOKEN: needs at least ${SECRET_MIN_LENGTH} characters`)
+  }
+
   const pathPrefixes = splitList(raw.PROXY_PATH_PREFIXES ?? '').map((p) => p.replace(/\/+$/, ''))
   if (
     pathPrefixes.some((p) => !/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/.test(p) || p.split('/').includes('..'))
@@ -241,6 +248,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
       redisUrl: raw.REDIS_URL,
     },
     proxy: { pathPrefixes },
+    adminToken: raw.ADMIN_TOKEN,
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
     shutdownDrainS: raw.SHUTDOWN_DRAIN_S,

@@ -1,8 +1,18 @@
+import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { RedisKeyValueStore } from '../src/session/redis.js'
 import { Browser } from './support/browser.js'
-import { api, cookieHost, login, sessionCookie, switchAccount } from './support/flows.js'
-import { type Deployment, type Stack, secretsSeen, startStack } from './support/stack.js'
+import { api, cookieHost, login, sessionCookie, switchAccount, withCookieOf } from './support/flows.js'
+import {
+  type Deployment,
+  FRONTEND,
+  REDIS_TEST_URL,
+  SESSION_SECRET,
+  type Stack,
+  secretsSeen,
+  startStack,
+} from './support/stack.js'
 
 // Sign out everywhere and operator revocation: every session of a member ends at once, in every browser and
 // on every replica, and the per-member index lists exactly the sessions that live.
@@ -197,3 +207,176 @@ t.test('the index', async (t) => {
     )
   })
 })
+
+const ADMIN_TOKEN = 'operator-token-0123456789abcdef-0123456789'
+
+function admin(base: string, memberId: string, init: RequestInit = {}, token: string | null = ADMIN_TOKEN) {
+  const headers = new Headers(init.headers)
+  if (token !== null) headers.set('authorization', `Bearer ${token}`)
+  return new Browser().fetch(`${base}/admin/members/${memberId}/sessions`, { ...init, headers })
+}
+
+t.test('the administration API', async (t) => {
+  t.test('an operator on one replica revokes what was created on others', async (t) => {
+    const stack = await startStack(t, { deployment: 'redis', env: { ADMIN_TOKEN } })
+    const ada = addMember(stack)
+    const bob = addMember(stack)
+    // Through the balancing front: the two logins land on the two replicas.
+    const first = await browserOf(stack, ada.id, CHROME_MAC)
+    const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
+    const other = await browserOf(stack, bob.id, SAFARI_IPHONE)
+    const tabs = [first, first, second, second].map((b) => withCookieOf(stack, b))
+    const replica = await stack.replica()
+
+    const listed = await admin(replica.bff, ada.id)
+    t.equal(listed.status, 200)
+    t.equal(listed.headers.get('cache-control'), 'no-store')
+    const body = (await listed.json()) as { data: Array<Record<string, string>> }
+    t.same(
+      body.data.map((d) => [Object.keys(d).sort(), d.client]),
+      [
+        [['client', 'createdAt', 'lastUsedAt'], 'Chrome on macOS'],
+        [['client', 'createdAt', 'lastUsedAt'], 'Firefox on Windows'],
+      ],
+      'both sessions, no id, no token',
+    )
+
+    const revoke = await admin(replica.bff, ada.id, { method: 'DELETE' })
+    t.equal(revoke.status, 200)
+    t.same(await revoke.json(), { revoked: 2 })
+    t.same(revoke.headers.getSetCookie(), [], 'no cookie')
+
+    // Each tab's next request, whichever replica it reaches, is signed out; the front alternates replicas.
+    for (const tab of tabs) {
+      t.same(await proxiedAnswer(stack, tab), { status: 401, error: 'session_expired', cleared: true })
+    }
+    t.equal((await api(stack, other, '/session')).status, 200, 'another member stays signed in')
+    t.equal(await stack.countKeys('vault:'), 1, 'the revoked tokens are gone from the store')
+    t.equal(await stack.countKeys('member:'), 1)
+    t.same((await (await admin(replica.bff, ada.id)).json()) as object, { data: [] })
+    t.same((await (await admin(replica.bff, ada.id, { method: 'DELETE' })).json()) as object, { revoked: 0 })
+
+    const audit = stack.logs.entries().filter((e) => e.msg === 'sessions revoked')
+    t.same(
+      audit.map((e) => [e.memberId, e.revoked, e.by]),
+      [
+        [ada.id, 2, 'operator'],
+        [ada.id, 0, 'operator'],
+      ],
+    )
+    const replicaMetrics = await (await fetch(`${replica.bff}/metrics`)).text()
+    t.match(replicaMetrics, /bff_sessions_revoked_total\{by="operator"\} 2/)
+    const secrets = [...secretsSeen(stack.sim), ADMIN_TOKEN]
+    t.same(
+      secrets.filter((s) => stack.logs.text.includes(s)),
+      [],
+      'no token in any log line',
+    )
+  })
+
+  t.test('a wrong, missing or short token is 401; no CORS, no cookie', async (t) => {
+    const stack = await startStack(t, { env: { ADMIN_TOKEN } })
+    const { id } = addMember(stack)
+    const tries: Array<[string, Record<string, string>]> = [
+      ['missing', {}],
+      ['wrong', { authorization: `Bearer ${ADMIN_TOKEN.replace('0', '1')}` }],
+      ['short', { authorization: `Bearer ${ADMIN_TOKEN.slice(0, 16)}` }],
+      ['longer', { authorization: `Bearer ${ADMIN_TOKEN}x` }],
+      ['not bearer', { authorization: `Basic ${ADMIN_TOKEN}` }],
+      ['empty', { authorization: 'Bearer ' }],
+    ]
+    for (const [name, headers] of tries) {
+      for (const method of ['GET', 'DELETE']) {
+        const response = await admin(stack.bff, id, { method, headers }, null)
+        t.equal(response.status, 401, `${name} ${method}`)
+        t.equal(((await response.json()) as { error: string }).error, 'unauthorized')
+      }
+    }
+    const badId = await admin(stack.bff, 'not-a-member-id', {}, 'wrong')
+    t.equal(badId.status, 401, 'the token is checked before anything else')
+    const malformed = await admin(stack.bff, 'not-a-member-id')
+    t.equal(malformed.status, 400)
+    t.equal(((await malformed.json()) as { error: string }).error, 'bad_request')
+
+    const browser = await browserOf(stack, id, CHROME_MAC)
+    const cookie = `${sessionCookie(stack)}=${browser.cookie(cookieHost(stack), sessionCookie(stack))}`
+    const fromShop = await admin(stack.bff, id, { headers: { origin: FRONTEND, cookie } })
+    t.equal(fromShop.status, 200)
+    t.equal(fromShop.headers.get('access-control-allow-origin'), null, 'no CORS answer for an allowed origin')
+    t.same(fromShop.headers.getSetCookie(), [], 'the cookie is neither read nor set')
+    const preflight = await new Browser().fetch(`${stack.bff}/admin/members/${id}/sessions`, {
+      method: 'OPTIONS',
+      headers: { origin: FRONTEND, 'access-control-request-method': 'DELETE' },
+    })
+    t.equal(preflight.headers.get('access-control-allow-origin'), null, 'a preflight is not admitted')
+    t.not(preflight.status, 204)
+
+    // Guessing is rate limited like the login routes.
+    let limited = 0
+    for (let i = 0; i < 130 && limited === 0; i++) {
+      const response = await admin(stack.bff, id, {}, `guess-${i}`)
+      if (response.status === 429) limited++
+      await response.body?.cancel()
+    }
+    t.equal(limited, 1, 'guesses are rate limited')
+  })
+
+  t.test('without ADMIN_TOKEN every administration path is 404', async (t) => {
+    const stack = await startStack(t)
+    const { id } = addMember(stack)
+    for (const method of ['GET', 'DELETE']) {
+      for (const token of [null, ADMIN_TOKEN, '']) {
+        const response = await admin(stack.bff, id, { method }, token)
+        t.equal(response.status, 404, `${method} with ${token === null ? 'no' : 'a'} token`)
+      }
+    }
+    t.equal((await new Browser().fetch(`${stack.bff}/admin/anything`)).status, 404)
+  })
+
+  t.test('npm run revoke ends a member’s sessions in a Redis deployment', async (t) => {
+    // The command uses the server's own environment, and so its key prefix: the stack shares it here.
+    const kv = new RedisKeyValueStore(REDIS_TEST_URL)
+    const stack = await startStack(t, { kv })
+    const ada = addMember(stack)
+    const browser = await browserOf(stack, ada.id, CHROME_MAC)
+    const env = {
+      PATH: process.env.PATH ?? '',
+      EPCC_BASE_URL: stack.sim.apiUrl,
+      EPCC_CLIENT_ID: stack.sim.clientId,
+      PUBLIC_URL: stack.publicUrl,
+      FRONTEND_URL: FRONTEND,
+      SESSION_SECRET,
+      REDIS_URL: REDIS_TEST_URL,
+    }
+    const usage = await run(['--member', 'nope'], env)
+    t.equal(usage.code, 2)
+    t.match(usage.stderr, /usage: npm run revoke -- --member <memberId>/)
+    const done = await run(['--member', ada.id], env)
+    t.equal(done.code, 0, done.stderr)
+    t.same(JSON.parse(done.stdout), { revoked: 1 })
+    t.match(done.stderr, /"by":"operator"/, 'an audit line')
+    t.same(await proxiedAnswer(stack, browser), { status: 401, error: 'session_expired', cleared: true })
+    t.same({ ...(await kv.mapGetAll(`member:${ada.id}`)) }, {}, 'no index key is left')
+  })
+})
+
+function run(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/revoke.ts', ...args], {
+      env,
+      cwd: process.cwd(),
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString()
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+    })
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
