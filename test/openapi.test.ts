@@ -168,3 +168,15 @@ t.test('the browser client against a real BFF', async (t) => {
     `${stack.bff}/auth/login?profile=p1&returnTo=%2Forders`,
   )
 })
+
+t.test('the administration routes are documented when ADMIN_TOKEN is set', async (t) => {
+  const stack = await startStack(t, { env: { ADMIN_TOKEN: 'operator-token-0123456789abcdef-0123456789' } })
+  const doc = (await (await fetch(`${stack.bff}/openapi.json`)).json()) as OpenApiDoc
+  const path = doc.paths['/admin/members/{memberId}/sessions']
+  t.same(path?.get?.security, [{ adminToken: [] }])
+  t.same(path?.delete?.security, [{ adminToken: [] }])
+  t.ok(path?.delete?.responses?.['401'], 'unauthorized is documented')
+  t.same(Object.keys(path ?? {}).sort(), ['delete', 'get'], 'the preflight refusal is not documented')
+  const result = await new Validator().validate(doc as unknown as Parameters<Validator['validate']>[0])
+  t.ok(result.valid, JSON.stringify(result.errors ?? []).slice(0, 500))
+})
