@@ -44,7 +44,14 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request, reply) => {
         const session = request.session
-        const memberId = session.state === 'live' ? session.record.auth?.member.id : undefined
+        // A stale tab's id (replaced by a switch) signs out the member of the session that replaced it.
+        const record =
+          session.state === 'live'
+            ? session.record
+            : session.state === 'replaced'
+              ? await app.sessionRecords.get(session.replacedBy)
+              : undefined
+        const memberId = record?.auth?.member.id
         if (memberId && wantsEverywhere(request.body)) {
           await app.revokeMemberSessions(memberId, 'member', request.log)
         }

@@ -165,6 +165,22 @@ t.test('the index', async (t) => {
     t.equal(await stack.countKeys('member:'), 0)
   })
 
+  t.test(
+    'sign out everywhere from a stale tab (its id replaced by a switch) ends every session',
+    async (t) => {
+      const stack = await startStack(t, { deployment: 'redis' })
+      const ada = addMember(stack, 3)
+      const first = await browserOf(stack, ada.id, CHROME_MAC)
+      const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
+      const staleTab = withCookieOf(stack, first)
+      t.equal((await switchAccount(stack, first, ada.accounts[2]?.id ?? '')).status, 200)
+      t.equal((await logoutEverywhere(stack, staleTab)).status, 204)
+      t.same(await proxiedAnswer(stack, first), { status: 401, error: 'session_expired', cleared: true })
+      t.same(await proxiedAnswer(stack, second), { status: 401, error: 'session_expired', cleared: true })
+      t.equal(await stack.countKeys('member:'), 0)
+    },
+  )
+
   t.test('never lists a dead session, and leaves no key once the last one ends', async (t) => {
     const stack = await startStack(t, { deployment: 'redis', env: { SESSION_IDLE_TIMEOUT_S: '2' } })
     const ada = addMember(stack)
