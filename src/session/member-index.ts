@@ -65,22 +65,25 @@ export class MemberSessionIndex {
   /** The member's live sessions, oldest first. Fields of sessions that ended are removed on the way. */
   async list(memberId: string): Promise<MemberDevice[]> {
     const key = memberKey(memberId)
-    const devices: Array<MemberDevice & { created: number }> = []
-    for (const [vaultId, raw] of Object.entries(await this.kv.mapGetAll(key))) {
-      const entry = parseEntry(raw)
-      const found = entry && entry.expiresAt > this.now() ? await this.find(entry.sid, vaultId) : ENDED
-      if (found === ENDED) await this.kv.mapDelete(key, vaultId)
-      // A session in the middle of a switch (its new id not written yet) stays indexed, but is not shown.
-      if (!entry || found.state !== 'live') continue
-      devices.push({
+    // Each session is looked up at once: a member with many browsers costs one round trip, not one each.
+    const looked = await Promise.all(
+      Object.entries(await this.kv.mapGetAll(key)).map(async ([vaultId, raw]) => {
+        const entry = parseEntry(raw)
+        const found = entry && entry.expiresAt > this.now() ? await this.find(entry.sid, vaultId) : ENDED
+        if (found === ENDED) await this.kv.mapDelete(key, vaultId)
+        // A session in the middle of a switch (its new id not written yet) stays indexed, but is not shown.
+        return entry && found.state === 'live' ? { vaultId, entry } : undefined
+      }),
+    )
+    return looked
+      .filter((l) => l !== undefined)
+      .sort((a, b) => a.entry.createdAt - b.entry.createdAt)
+      .map(({ vaultId, entry }) => ({
         vaultId,
-        created: entry.createdAt,
         createdAt: new Date(entry.createdAt).toISOString(),
         lastUsedAt: new Date(entry.lastUsedAt).toISOString(),
         client: entry.client,
-      })
-    }
-    return devices.sort((a, b) => a.created - b.created).map(({ created: _, ...device }) => device)
+      }))
   }
 
   /**
