@@ -242,6 +242,9 @@ t.test('the administration API', async (t) => {
     const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
     const other = await browserOf(stack, bob.id, SAFARI_IPHONE)
     const tabs = [first, first, second, second].map((b) => withCookieOf(stack, b))
+    const sessionIds = [first, second].map(
+      (b) => decodeURIComponent(b.cookie(cookieHost(stack), sessionCookie(stack)) ?? '').split('.')[0] ?? '',
+    )
     const replica = await stack.replica()
 
     const listed = await admin(replica.bff, ada.id)
@@ -282,11 +285,12 @@ t.test('the administration API', async (t) => {
     )
     const replicaMetrics = await (await fetch(`${replica.bff}/metrics`)).text()
     t.match(replicaMetrics, /bff_sessions_revoked_total\{by="operator"\} 2/)
-    const secrets = [...secretsSeen(stack.sim), ADMIN_TOKEN]
+    const secrets = [...secretsSeen(stack.sim), ADMIN_TOKEN, ...sessionIds]
+    t.equal(sessionIds.filter((id) => id.length >= 43).length, 2, 'the session ids were read')
     t.same(
       secrets.filter((s) => stack.logs.text.includes(s)),
       [],
-      'no token in any log line',
+      'no token, admin token or session id in any log line',
     )
   })
 
