@@ -53,6 +53,22 @@ export interface AccountsPage {
   meta: { page: { offset: number; limit: number }; results: { total: number } }
 }
 
+/** One of the member's live sessions (never an id or a token). */
+export interface Device {
+  /** The session of this browser. */
+  current: boolean
+  /** ISO-8601: when it signed in. */
+  createdAt: string
+  /** ISO-8601: its last request (to within a minute). */
+  lastUsedAt: string
+  /** A coarse description of the browser, e.g. "Chrome on macOS". */
+  client: string
+}
+
+export interface Devices {
+  data: Device[]
+}
+
 export interface Profiles {
   data: Account[]
 }
@@ -78,7 +94,10 @@ export interface BffClient {
   getSession(): Promise<Session>
   listAccounts(page?: { offset?: number; limit?: number }): Promise<AccountsPage>
   switchAccount(accountId: string): Promise<Session>
-  logout(): Promise<void>
+  /** Ends this browser's session; with `everywhere`, every session of the member, in every browser. */
+  logout(options?: { everywhere?: boolean }): Promise<void>
+  /** The member's live sessions in every browser, this one marked `current`. */
+  devices(): Promise<Devices>
   profiles(): Promise<Profiles>
   /** Where to send the browser to sign in (a navigation, not a fetch). */
   loginUrl(options?: { profile?: string; returnTo?: string; prompt?: string; uiLocales?: string }): string
@@ -119,9 +138,19 @@ export function createBffClient(baseUrl: string, options: { fetch?: typeof fetch
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ accountId }),
       }),
-    logout: async () => {
-      await call('/auth/logout', { method: 'POST' })
+    logout: async ({ everywhere = false } = {}) => {
+      await call(
+        '/auth/logout',
+        everywhere
+          ? {
+              method: 'POST',
+              headers: { 'Content-Type': 'application/json' },
+              body: JSON.stringify({ scope: 'everywhere' }),
+            }
+          : { method: 'POST' },
+      )
     },
+    devices: () => json<Devices>('/session/devices'),
     profiles: () => json<Profiles>('/auth/profiles'),
     loginUrl: ({ profile, returnTo, prompt, uiLocales } = {}) => {
       const query = new URLSearchParams()

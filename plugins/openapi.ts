@@ -35,6 +35,11 @@ export default fp(
               name: config.session.cookieName,
               description: 'The HttpOnly session cookie; the browser sends it, scripts never see it',
             },
+            adminToken: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'ADMIN_TOKEN, for the administration routes (served only when it is set)',
+            },
             csrfHeader: {
               type: 'apiKey',
               in: 'header',

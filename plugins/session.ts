@@ -1,23 +1,37 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.js'
 import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
+import { type RevokedBy, sessionRevoker } from '../src/revocation.js'
+import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
 import { SessionSigner } from '../src/session/signer.js'
+import { describeClient } from '../src/user-agent.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** What this request's session cookie names (read once, before the handler). */
     session: BrowserSession
   }
+  interface FastifyContextConfig {
+    /** The route has nothing to do with a browser's session: its cookie is not read (administration). */
+    sessionless?: boolean
+  }
   interface FastifyInstance {
     logins: LoginTransactions
     memberSessions: MemberSessions
     sessionRecords: SessionRecords
+    /** Every member's live sessions, for listing and revoking them together. */
+    memberIndex: MemberSessionIndex
+    /**
+     * Ends every session of `memberId`, on every replica: records and tokens gone at once, each one's next
+     * request answered `401 session_expired`. An audit log line and a metric; the number ended.
+     */
+    revokeMemberSessions(memberId: string, by: RevokedBy, log: FastifyBaseLogger): Promise<number>
     /** Sets the session cookie to `id`, with the one attribute set of the cookie (contract §2). */
     setSessionCookie(reply: FastifyReply, id: string): void
     /** Expires the session cookie, with the same name and attributes it is set with. */
@@ -56,13 +70,21 @@ export default fp(
     const signer = new SessionSigner(cfg.secrets)
     const records = new SessionRecords(app.kv, policy)
     app.decorate('sessionRecords', records)
-    app.decorate('logins', new LoginTransactions(app.kv, app.config.pendingLoginLimit))
-    app.decorate(
-      'memberSessions',
-      new MemberSessions(app.epcc, app.kv, policy, {
-        onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
-      }),
-    )
+    const logins = new LoginTransactions(app.kv, app.config.pendingLoginLimit)
+    app.decorate('logins', logins)
+    const memberSessions = new MemberSessions(app.epcc, app.kv, policy, {
+      onRenewal: (outcome) => app.metrics.renewals.inc({ outcome }),
+    })
+    app.decorate('memberSessions', memberSessions)
+    const index = new MemberSessionIndex(app.kv, records, policy)
+    app.decorate('memberIndex', index)
+    const revoke = sessionRevoker(index, memberSessions, logins)
+    app.decorate('revokeMemberSessions', async (memberId: string, by: RevokedBy, log: FastifyBaseLogger) => {
+      const revoked = await revoke(memberId)
+      app.metrics.revokedSessions.inc({ by }, revoked)
+      log.info({ memberId, revoked, by }, 'sessions revoked')
+      return revoked
+    })
     app.decorate('setSessionCookie', (reply: FastifyReply, id: string) => {
       reply.setCookie(cfg.cookieName, signer.sign(id), setAttributes)
     })
@@ -73,7 +95,7 @@ export default fp(
     app.decorateRequest<BrowserSession | null>('session', null)
     // Callback-style: no promise per request for the common case of no cookie.
     app.addHook('onRequest', (request, reply, done) => {
-      const raw = request.cookies[cfg.cookieName]
+      const raw = request.routeOptions.config.sessionless ? undefined : request.cookies[cfg.cookieName]
       if (raw === undefined) {
         request.session = NONE
         done()
@@ -91,7 +113,7 @@ export default fp(
         // again, with the newest, so that the old secret can be dropped without signing anyone out.
         if (unsigned.renew && session.state === 'live') {
           app.setSessionCookie(reply, session.id)
-          resealed(records, app.memberSessions, session).then(() => done(), done)
+          resealed(records, app.memberSessions, index, session).then(() => done(), done)
           return
         }
         done()
@@ -104,10 +126,12 @@ export default fp(
 async function resealed(
   records: SessionRecords,
   sessions: MemberSessions,
+  index: MemberSessionIndex,
   session: { id: string; record: SessionRecord },
 ): Promise<void> {
-  await records.update(session.id, session.record)
-  if (session.record.auth) await sessions.reseal(session.record.auth)
+  if (!(await records.update(session.id, session.record)) || !session.record.auth) return
+  await sessions.reseal(session.record.auth)
+  await index.update(session.record.auth, session.id)
 }
 
 /**
@@ -188,6 +212,8 @@ export async function saveSignedIn(request: FastifyRequest, auth: SignedIn): Pro
   const record = { ...session.record, auth }
   if (await request.server.sessionRecords.update(session.id, record)) {
     request.session = { state: 'live', id: session.id, record }
+    // The index follows the session's deadline, so that it lives as long as the session does.
+    await request.server.memberIndex.update(auth, session.id)
   }
 }
 
@@ -222,6 +248,7 @@ export function switchActiveAccount(
       }
       request.session = { state: 'live', ...result }
       server.setSessionCookie(reply, result.id)
+      await server.memberIndex.update(switched, result.id)
     },
   })
 }
@@ -247,7 +274,8 @@ export async function endSession(request: FastifyRequest, reply: FastifyReply): 
     if (!ended) id = await records.takeReplacement(id)
   }
   if (!ended && session.state === 'live') ended = session.record
-  if (ended?.auth) await server.memberSessions.end(ended.auth)
+  if (ended?.auth)
+    await Promise.all([server.memberSessions.end(ended.auth), server.memberIndex.remove(ended.auth)])
   if (ended?.logins) await server.logins.discard(ended.logins)
   request.session = NONE
   server.clearSessionCookie(reply)
@@ -332,17 +360,19 @@ export async function completeLogin(
   const session = request.session
   if (session.state !== 'live') return false
   let previous: SignedIn | undefined
+  const signedIn = { ...auth, client: describeClient(request.headers['user-agent']) }
   const result = await server.sessionRecords.replace(session.id, (old) => {
     previous = old.auth
     const logins = old.logins?.filter((s) => s !== state) ?? []
-    return logins.length > 0 ? { auth, logins } : { auth }
+    return logins.length > 0 ? { auth: signedIn, logins } : { auth: signedIn }
   })
   if ('replacedBy' in result) return false
   if ('ended' in result) {
     if (result.ended?.auth) await server.memberSessions.end(result.ended.auth)
     return false
   }
-  if (previous) await server.memberSessions.end(previous)
+  await server.memberIndex.add(signedIn, result.id)
+  if (previous) await Promise.all([server.memberSessions.end(previous), server.memberIndex.remove(previous)])
   request.session = { state: 'live', ...result }
   server.setSessionCookie(reply, result.id)
   return true

@@ -41,7 +41,8 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
         schema: {
           summary:
             'Log out: the session is deleted server-side and the cookie expired (also without a session)',
-          description: 'Any body and Content-Type are accepted.',
+          description:
+            'Any body and Content-Type are accepted. The JSON body `{"scope":"everywhere"}` ends every session of the signed-in member, in every browser and on every replica; any other body (or none) ends this session only.',
           tags: ['auth'],
           security: apiSecurity,
           response: { 204: { description: 'Logged out' }, ...errors.csrf, ...errors.unavailable },
@@ -50,13 +51,34 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request, reply) => {
         const session = request.session
-        const memberId = session.state === 'live' ? session.record.auth?.member.id : undefined
+        // A stale tab's id (replaced by a switch) signs out the member of the session that replaced it.
+        const record =
+          session.state === 'live'
+            ? session.record
+            : session.state === 'replaced'
+              ? await app.sessionRecords.get(session.replacedBy)
+              : undefined
+        const memberId = record?.auth?.member.id
+        if (memberId && wantsEverywhere(request.body)) {
+          await app.revokeMemberSessions(memberId, 'member', request.log)
+        }
         await endSession(request, reply)
         if (memberId) request.log.info({ memberId }, 'logout')
         return reply.code(204).send()
       },
     )
   })
+}
+
+/** `{"scope":"everywhere"}`; a body that is not that JSON (or not JSON at all) logs out this session only. */
+function wantsEverywhere(body: unknown): boolean {
+  if (typeof body !== 'string' || body.length === 0) return false
+  try {
+    const value = JSON.parse(body) as { scope?: unknown } | null
+    return typeof value === 'object' && value !== null && value.scope === 'everywhere'
+  } catch {
+    return false
+  }
 }
 
 export default authApi

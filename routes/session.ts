@@ -14,6 +14,20 @@ const AccountsBody = Type.Object({
     results: Type.Object({ total: Type.Integer() }),
   }),
 })
+const DevicesBody = Type.Object(
+  {
+    data: Type.Array(
+      Type.Object({
+        current: Type.Boolean({ description: 'The session of this browser' }),
+        createdAt: Type.String({ format: 'date-time', description: 'When it signed in' }),
+        lastUsedAt: Type.String({ format: 'date-time', description: 'Its last request, to within a minute' }),
+        client: Type.String({ description: 'A coarse description of the browser, e.g. "Chrome on macOS"' }),
+      }),
+    ),
+  },
+  { description: "The member's live sessions, oldest first; never an id or a token" },
+)
+
 const SwitchBody = Type.Object(
   // EPCC account ids are UUIDs (accounts.yaml `Account.id`).
   {
@@ -77,6 +91,25 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
       )
       if (listed.auth !== auth) await saveSignedIn(request, listed.auth)
       return listed.page
+    },
+  )
+
+  app.get(
+    '/session/devices',
+    {
+      schema: {
+        summary: "The member's live sessions, in every browser",
+        tags: ['session'],
+        security: apiSecurity,
+        response: { 200: DevicesBody, ...errors.unauthenticated, ...errors.csrf, ...errors.unavailable },
+      },
+    },
+    async (request, reply) => {
+      const auth = await signedInMember(request, reply)
+      const devices = await app.memberIndex.list(auth.member.id)
+      return {
+        data: devices.map(({ vaultId, ...device }) => ({ current: vaultId === auth.vaultId, ...device })),
+      }
     },
   )
 

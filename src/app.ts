@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream'
 import AjvCompiler from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
+import adminPlugin from '../plugins/admin.js'
 import configPlugin from '../plugins/config.js'
 import corsPlugin from '../plugins/cors.js'
 import csrfPlugin from '../plugins/csrf.js'
@@ -17,6 +18,7 @@ import securityHeadersPlugin from '../plugins/security-headers.js'
 import sessionPlugin from '../plugins/session.js'
 import storePlugin from '../plugins/store.js'
 import underPressurePlugin, { type LoadSheddingOptions } from '../plugins/under-pressure.js'
+import adminRoutes from '../routes/admin.js'
 import authApiRoutes from '../routes/auth-api.js'
 import callbackRoutes from '../routes/callback.js'
 import healthRoutes from '../routes/health.js'
@@ -149,6 +151,13 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
         await api.register(sessionRoutes)
         await api.register(proxyRoutes)
       })
+      // Without ADMIN_TOKEN there are no administration routes: every /admin/* path is 404.
+      if (config.adminToken) {
+        await scope.register(async (admin) => {
+          await admin.register(adminPlugin)
+          await admin.register(adminRoutes)
+        })
+      }
     },
     { prefix: config.basePath },
   )

@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
   REDIS_USERNAME: Type.Optional(Type.String()),
   REDIS_PASSWORD: Type.Optional(Type.String()),
+  ADMIN_TOKEN: Type.Optional(Type.String()),
   SESSION_IDLE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 1800 }),
   SESSION_ABSOLUTE_TIMEOUT_S: Type.Integer({ minimum: 1, default: 43200 }),
   PROXY_PATH_PREFIXES: Type.String({
@@ -79,6 +80,8 @@ export interface Config {
   /** The shared store's Redis (one node, Sentinel or Cluster); none: sessions live in process memory. */
   redis: RedisTopology | undefined
   proxy: { pathPrefixes: string[] }
+  /** The operators' bearer token for the administration routes; they exist only when it is set. */
+  adminToken: string | undefined
   trustProxy: TrustProxy
   /** Requests per minute and client address on each of /auth/login and /oauth2/callback. */
   rateLimitPerMinute: number
@@ -219,6 +222,10 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
   const redis = redisTopologyFrom(raw)
   problems.push(...redis.problems)
 
+  if (raw.ADMIN_TOKEN !== undefined && raw.ADMIN_TOKEN.length < SECRET_MIN_LENGTH) {
+    problems.push(`ADMIN_TOKEN: needs at least ${SECRET_MIN_LENGTH} characters`)
+  }
+
   const pathPrefixes = splitList(raw.PROXY_PATH_PREFIXES ?? '').map((p) => p.replace(/\/+$/, ''))
   if (
     pathPrefixes.some((p) => !/^\/[A-Za-z0-9._~\-/]*[A-Za-z0-9._~-]$/.test(p) || p.split('/').includes('..'))
@@ -271,6 +278,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     },
     redis: redis.topology,
     proxy: { pathPrefixes },
+    adminToken: raw.ADMIN_TOKEN,
     trustProxy,
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
     apiRateLimit: { perSession: raw.API_RATE_LIMIT_PER_SESSION, perAddress: raw.API_RATE_LIMIT_PER_ADDRESS },

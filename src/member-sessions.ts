@@ -238,7 +238,7 @@ export class MemberSessions {
   }
 
   /** Deletes the session's tokens (and the account list, when it was read). */
-  async end(auth: SignedIn): Promise<void> {
+  async end(auth: Pick<SignedIn, 'vaultId'>): Promise<void> {
     await Promise.all([this.vault.delete(auth.vaultId), this.kv.delete(accountIdsKey(auth.vaultId))])
   }
 

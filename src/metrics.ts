@@ -39,6 +39,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   })
+  readonly revokedSessions = new Counter({
+    name: 'bff_sessions_revoked_total',
+    help: 'Sessions ended by a revocation, by who asked (member: sign out everywhere; operator: admin API)',
+    labelNames: ['by'] as const,
+    registers: [this.registry],
+  })
   readonly storeErrors = new Counter({
     name: 'bff_session_store_errors_total',
     help: 'Requests that failed because the session store did not answer',

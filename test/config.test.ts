@@ -292,3 +292,15 @@ t.test('Redis: a wrong combination stops the start, naming its variables and nev
     t.notMatch(found.join('\n'), /inline-pw|data-pw|sentinel-pw/, 'no value printed')
   }
 })
+t.test(
+  'ADMIN_TOKEN: absent disables the administration routes; shorter than 32 characters stops the start',
+  async (t) => {
+    t.equal(loadConfig(valid, emptyDir).adminToken, undefined)
+    const token = 'an-admin-token-that-is-long-enough-0001'
+    t.equal(loadConfig({ ...valid, ADMIN_TOKEN: token }, emptyDir).adminToken, token)
+    const short = 'too-short-admin-token'
+    const lines = problems({ ...valid, ADMIN_TOKEN: short })
+    t.same(lines, ['ADMIN_TOKEN: needs at least 32 characters'])
+    t.notMatch(lines.join('\n'), short, 'the value is not printed')
+  },
+)

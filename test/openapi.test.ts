@@ -5,7 +5,8 @@ import openapiTS, { astToString } from 'openapi-typescript'
 import t from 'tap'
 import ts from 'typescript'
 import { BffError, createBffClient } from '../client/index.js'
-import { signedIn } from './support/flows.js'
+import { Browser } from './support/browser.js'
+import { login, signedIn } from './support/flows.js'
 import { startStack } from './support/stack.js'
 
 // Every route of the contract (§3), as `METHOD path` under PUBLIC_URL.
@@ -16,6 +17,7 @@ const CONTRACT_ROUTES = [
   'GET /session',
   'GET /session/accounts',
   'PUT /session/active-account',
+  'GET /session/devices',
   'POST /auth/logout',
   'GET /api/epcc/{*}',
   'POST /api/epcc/{*}',
@@ -85,7 +87,7 @@ t.test("the browser client's types agree with the OpenAPI description", async (t
   writeFileSync(
     join(dir, 'agree.ts'),
     `import type { paths } from './openapi.js'
-import type { AccountsPage, Profiles, Session } from '../../client/index.js'
+import type { AccountsPage, Devices, Profiles, Session } from '../../client/index.js'
 type Json<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
   responses: { 200: { content: { 'application/json': infer B } } }
 }
@@ -96,6 +98,7 @@ export const session: Same<Json<'/session', 'get'>, Session> = true
 export const switched: Same<Json<'/session/active-account', 'put'>, Session> = true
 export const accounts: Same<Json<'/session/accounts', 'get'>, AccountsPage> = true
 export const profiles: Same<Json<'/auth/profiles', 'get'>, Profiles> = true
+export const devices: Same<Json<'/session/devices', 'get'>, Devices> = true
 `,
   )
   const program = ts.createProgram([join(dir, 'agree.ts')], {
@@ -141,7 +144,21 @@ t.test('the browser client against a real BFF', async (t) => {
   const outside = await bff.epccFetch('/v2/settings').catch((e: unknown) => e)
   t.equal((outside as BffError).code, 'not_found')
 
-  await bff.logout()
+  const listed = await bff.devices()
+  t.same(
+    listed.data.map((d) => d.current),
+    [true],
+    'devices(): this browser',
+  )
+  // The member signs in from a second browser, and signs out everywhere from there.
+  const elsewhere = new Browser()
+  await login(stack, elsewhere, member.id)
+  const other = createBffClient(stack.bff, { fetch: (input, init) => elsewhere.fetch(String(input), init) })
+  t.same(
+    (await other.devices()).data.map((d) => d.current),
+    [false, true],
+  )
+  await other.logout({ everywhere: true })
   const after = await bff.getSession().catch((e: unknown) => e)
   t.type(after, BffError)
   t.equal((after as BffError).code, 'unauthenticated')
@@ -150,4 +167,16 @@ t.test('the browser client against a real BFF', async (t) => {
     bff.loginUrl({ profile: 'p1', returnTo: '/orders' }),
     `${stack.bff}/auth/login?profile=p1&returnTo=%2Forders`,
   )
+})
+
+t.test('the administration routes are documented when ADMIN_TOKEN is set', async (t) => {
+  const stack = await startStack(t, { env: { ADMIN_TOKEN: 'operator-token-0123456789abcdef-0123456789' } })
+  const doc = (await (await fetch(`${stack.bff}/openapi.json`)).json()) as OpenApiDoc
+  const path = doc.paths['/admin/members/{memberId}/sessions']
+  t.same(path?.get?.security, [{ adminToken: [] }])
+  t.same(path?.delete?.security, [{ adminToken: [] }])
+  t.ok(path?.delete?.responses?.['401'], 'unauthorized is documented')
+  t.same(Object.keys(path ?? {}).sort(), ['delete', 'get'], 'the preflight refusal is not documented')
+  const result = await new Validator().validate(doc as unknown as Parameters<Validator['validate']>[0])
+  t.ok(result.valid, JSON.stringify(result.errors ?? []).slice(0, 500))
 })

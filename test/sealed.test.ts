@@ -74,3 +74,20 @@ t.test('tampered or garbage envelopes read as absent', async (t) => {
     t.equal(await store.get('k'), undefined, variant.slice(0, 30))
   }
 })
+
+t.test('each map field is sealed, bound to its map and its field', async (t) => {
+  const inner = new MemoryKeyValueStore()
+  t.teardown(() => inner.close())
+  const store = new SealedKeyValueStore(inner, deriveSealingKeys([NEW]))
+  await store.mapSet('member:m-1', 'vault-a', 'session-id-in-clear', 60_000)
+  const sealed = (await inner.mapGetAll('member:m-1'))['vault-a'] ?? ''
+  t.notMatch(sealed, /session-id-in-clear/)
+  await inner.mapSet('member:m-1', 'vault-b', sealed, 60_000)
+  await inner.mapSet('member:m-2', 'vault-a', sealed, 60_000)
+  t.same(
+    { ...(await store.mapGetAll('member:m-1')) },
+    { 'vault-a': 'session-id-in-clear' },
+    'not under another field',
+  )
+  t.same({ ...(await store.mapGetAll('member:m-2')) }, {}, 'not under another map')
+})

@@ -21,6 +21,17 @@ export interface KeyValueStore {
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>
   /** Deletes `key` only while it still holds `value` (releasing one's own lock, never a successor's). */
   deleteIfEquals(key: string, value: string): Promise<void>
+  /**
+   * Sets one field of the map under `key` and keeps the map at least `ttlMs` longer (never shortens it): a
+   * map lives as long as the longest-lived thing it lists. One step, one key.
+   */
+  mapSet(key: string, field: string, value: string, ttlMs: number): Promise<void>
+  /** `mapSet`, only while `field` is still in the map: a late writer does not bring back a removed field. */
+  mapUpdate(key: string, field: string, value: string, ttlMs: number): Promise<boolean>
+  /** Removes one field; the map goes when its last field does. */
+  mapDelete(key: string, field: string): Promise<void>
+  /** Every field of the map (empty when there is none). */
+  mapGetAll(key: string): Promise<Record<string, string>>
   /** Resolves when the store answers (readiness). */
   ping(): Promise<void>
   close(): Promise<void>
@@ -173,6 +184,38 @@ export class MemoryKeyValueStore implements KeyValueStore {
     if (this.live(key)?.value === value) this.remove(key)
   }
 
+  // A map is kept as one JSON value: this process is the only writer, so every step is whole.
+  async mapSet(key: string, field: string, value: string, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0) return
+    const entry = this.live(key)
+    const map = entry ? readMap(entry.value) : {}
+    map[field] = value
+    const expiresAt = Math.max(entry?.expiresAt ?? 0, this.now() + ttlMs)
+    await this.set(key, JSON.stringify(map), expiresAt - this.now())
+  }
+
+  async mapUpdate(key: string, field: string, value: string, ttlMs: number): Promise<boolean> {
+    const entry = this.live(key)
+    if (!entry || !Object.hasOwn(readMap(entry.value), field)) return false
+    await this.mapSet(key, field, value, ttlMs)
+    return true
+  }
+
+  async mapDelete(key: string, field: string): Promise<void> {
+    const entry = this.live(key)
+    if (!entry) return
+    const map = readMap(entry.value)
+    if (!Object.hasOwn(map, field)) return
+    delete map[field]
+    if (Object.keys(map).length === 0) this.remove(key)
+    else await this.set(key, JSON.stringify(map), entry.expiresAt - this.now())
+  }
+
+  async mapGetAll(key: string): Promise<Record<string, string>> {
+    const entry = this.live(key)
+    return entry ? readMap(entry.value) : {}
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
@@ -205,4 +248,16 @@ export class MemoryKeyValueStore implements KeyValueStore {
       for (const [key, entry] of budget.entries) if (entry.expiresAt <= now) budget.remove(key)
     }
   }
+}
+
+function readMap(raw: string): Record<string, string> {
+  try {
+    const value = JSON.parse(raw) as unknown
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const map: Record<string, string> = Object.create(null)
+      for (const [k, v] of Object.entries(value)) if (typeof v === 'string') map[k] = v
+      return map
+    }
+  } catch {}
+  return Object.create(null)
 }

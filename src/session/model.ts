@@ -22,6 +22,8 @@ export interface SignedIn {
   tokenExpiresAt: number
   createdAt: number
   lastSeenAt: number
+  /** A coarse description of the browser that signed in ("Chrome on macOS"), for the member's device list. */
+  client?: string
 }
 
 export interface SessionPolicy {

@@ -11,6 +11,13 @@ const WAIT_BUDGET_MS = 300
 const RETRY_PAUSE_MS = 50
 const DELETE_IF_EQUALS =
   "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+// HSET, then move the expiry only forward (PTTL < 0: no expiry yet).
+const MAP_SET = `redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+local ttl = redis.call('pttl', KEYS[1])
+if ttl < tonumber(ARGV[3]) then redis.call('pexpire', KEYS[1], ARGV[3]) end
+return 1`
+const MAP_UPDATE = `if redis.call('hexists', KEYS[1], ARGV[1]) == 0 then return 0 end
+${MAP_SET}`
 
 export interface RedisStoreOptions {
   /** Prefix of every key this BFF writes (several deployments may share a Redis). */
@@ -92,6 +99,27 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
     await this.run(() => this.redis.eval(DELETE_IF_EQUALS, 1, this.prefix + key, value))
+  }
+
+  async mapSet(key: string, field: string, value: string, ttlMs: number): Promise<void> {
+    if (ttlMs <= 0) return
+    await this.run(() => this.redis.eval(MAP_SET, 1, this.prefix + key, field, value, Math.ceil(ttlMs)))
+  }
+
+  async mapUpdate(key: string, field: string, value: string, ttlMs: number): Promise<boolean> {
+    if (ttlMs <= 0) return false
+    const result = await this.run(() =>
+      this.redis.eval(MAP_UPDATE, 1, this.prefix + key, field, value, Math.ceil(ttlMs)),
+    )
+    return result === 1
+  }
+
+  async mapDelete(key: string, field: string): Promise<void> {
+    await this.run(() => this.redis.hdel(this.prefix + key, field))
+  }
+
+  async mapGetAll(key: string): Promise<Record<string, string>> {
+    return this.run(() => this.redis.hgetall(this.prefix + key))
   }
 
   async ping(): Promise<void> {

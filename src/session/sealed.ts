@@ -150,6 +150,28 @@ export class SealedKeyValueStore implements KeyValueStore {
     return this.inner.deleteIfEquals(key, value)
   }
 
+  // Each field sealed on its own, bound to its map and its field: a value copied to another does not open.
+  mapSet(key: string, field: string, value: string, ttlMs: number): Promise<void> {
+    return this.inner.mapSet(key, field, this.seal(fieldAad(key, field), value), ttlMs)
+  }
+
+  mapUpdate(key: string, field: string, value: string, ttlMs: number): Promise<boolean> {
+    return this.inner.mapUpdate(key, field, this.seal(fieldAad(key, field), value), ttlMs)
+  }
+
+  mapDelete(key: string, field: string): Promise<void> {
+    return this.inner.mapDelete(key, field)
+  }
+
+  async mapGetAll(key: string): Promise<Record<string, string>> {
+    const opened: Record<string, string> = Object.create(null)
+    for (const [field, sealed] of Object.entries(await this.inner.mapGetAll(key))) {
+      const value = this.open(fieldAad(key, field), sealed)
+      if (value !== undefined) opened[field] = value
+    }
+    return opened
+  }
+
   ping(): Promise<void> {
     return this.inner.ping()
   }
@@ -194,4 +216,9 @@ export class SealedKeyValueStore implements KeyValueStore {
       return undefined
     }
   }
+}
+
+/** The associated data of one map field; the key's length first, so no two (key, field) pairs share it. */
+function fieldAad(key: string, field: string): string {
+  return `${key.length}:${key}#${field}`
 }

@@ -128,6 +128,45 @@ export function storeContract(t: Test, name: string, make: () => Promise<KeyValu
       await store.delete(key)
     })
 
+    t.test('a map: fields set, updated only while present, removed; gone with its last field', async (t) => {
+      const key = k('map')
+      t.same({ ...(await store.mapGetAll(key)) }, {}, 'no map is an empty one')
+      t.equal(await store.mapUpdate(key, 'a', 'x', 60_000), false, 'a missing map is not created')
+      t.same({ ...(await store.mapGetAll(key)) }, {})
+      await store.mapSet(key, 'a', '1', 60_000)
+      await store.mapSet(key, 'b', '\u0000🙂{"not json"', 60_000)
+      t.same({ ...(await store.mapGetAll(key)) }, { a: '1', b: '\u0000🙂{"not json"' })
+      t.equal(await store.mapUpdate(key, 'a', '2', 60_000), true)
+      t.equal(await store.mapUpdate(key, 'c', '3', 60_000), false, 'a missing field is not created')
+      t.same({ ...(await store.mapGetAll(key)) }, { a: '2', b: '\u0000🙂{"not json"' })
+      await store.mapDelete(key, 'a')
+      await store.mapDelete(key, 'never-there')
+      t.equal(await store.mapUpdate(key, 'a', 'late', 60_000), false, 'a removed field stays removed')
+      t.same({ ...(await store.mapGetAll(key)) }, { b: '\u0000🙂{"not json"' })
+      await store.mapDelete(key, 'b')
+      t.same({ ...(await store.mapGetAll(key)) }, {})
+      t.equal(await store.mapUpdate(key, 'b', 'late', 60_000), false, 'the map went with its last field')
+    })
+
+    t.test('a map lives as long as its longest-lived field, and no longer', async (t) => {
+      const key = k('map-ttl')
+      await store.mapSet(key, 'long', 'l', 1500)
+      await store.mapSet(key, 'short', 's', 200)
+      await sleep(600)
+      t.same(
+        Object.keys(await store.mapGetAll(key)).sort(),
+        ['long', 'short'],
+        'a shorter TTL does not shorten it',
+      )
+      await sleep(1500)
+      t.same({ ...(await store.mapGetAll(key)) }, {}, 'gone after the longest TTL')
+      await store.mapSet(key, 'f', 'v', 200)
+      t.equal(await store.mapUpdate(key, 'f', 'w', 1500), true)
+      await sleep(600)
+      t.same({ ...(await store.mapGetAll(key)) }, { f: 'w' }, 'an update extends it')
+      await store.mapDelete(key, 'f')
+    })
+
     t.test('ping answers', async (t) => {
       await t.resolves(store.ping())
     })
