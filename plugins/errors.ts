@@ -33,6 +33,8 @@ export default fp(
 
     app.setErrorHandler((err: FastifyError, request, reply) => {
       reply.header('cache-control', 'no-store')
+      // A body refused part-way is not read further: the connection cannot carry another request.
+      if (err.statusCode === 413) reply.header('connection', 'close')
       if (err instanceof BffError) {
         return reply.code(err.statusCode).send({ error: err.code, message: err.message })
       }

@@ -34,6 +34,12 @@ const LOCAL_COUNTERS = 50_000
  */
 export default fp(
   async (app) => {
+    if (app.config.trustProxy === true) {
+      app.log.warn(
+        'TRUST_PROXY=true takes the client address from the first X-Forwarded-For entry, which clients can set: ' +
+          'rate limits count whatever they claim. Set the number of proxies in front, or their addresses.',
+      )
+    }
     const redis = app.config.redis ? connectRedis(app.config.redis) : undefined
     redis?.on('error', () => {}) // reported by the session store's client; the limiter fails open
     if (redis) app.addHook('onClose', async () => redis.disconnect())

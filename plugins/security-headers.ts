@@ -12,6 +12,13 @@ import helmet, { type HelmetOptions } from 'helmet'
  * middleware chain on every request as @fastify/helmet does (9 % of a `GET /session`, BENCHMARKS.md).
  * @see https://helmetjs.github.io/
  */
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The fixed set of security headers every response carries. */
+    securityHeaders: Record<string, string>
+  }
+}
+
 export default fp(
   async (app) => {
     const headers = helmetHeaders({
@@ -32,6 +39,7 @@ export default fp(
       // The storefront calls us with CORS from its own origin: keep cross-origin reads possible.
       crossOriginResourcePolicy: { policy: 'same-site' },
     })
+    app.decorate('securityHeaders', headers)
     app.addHook('onRequest', (_request, reply, done) => {
       reply.headers(headers)
       done()

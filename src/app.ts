@@ -112,6 +112,14 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
     bodyLimit: 64 * 1024,
     schemaController: { compilersFactory: { buildValidator } },
     clientErrorHandler,
+    // A URL that does not decode (`/%ZZ`) gets the BFF's own error body and headers, not Fastify's echo of
+    // the URL (it is answered before any hook runs).
+    frameworkErrors: (_error, _request, reply) => {
+      void reply
+        .code(400 as never)
+        .headers({ ...reply.server.securityHeaders, 'cache-control': 'no-store' })
+        .send({ error: 'bad_request', message: 'The request is malformed.' } as never)
+    },
     // Time limits (docs/limits.md): the headers within 10 s and the whole request within 30 s, checked every
     // second (Node checks every 30 s by default, which let slow headers hold a connection for almost a
     // minute); an idle keep-alive connection is closed after 72 s, longer than the idle timeout of common load

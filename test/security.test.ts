@@ -262,3 +262,36 @@ t.test('login transactions under attack', async (t) => {
     t.equal(response.status, 431)
   })
 })
+
+t.test(
+  'a URL that does not decode gets the BFF error body and headers, not an echo of the URL',
+  async (t) => {
+    const stack = await startStack(t)
+    const response = await stack.app.inject({ method: 'GET', url: '/%F0%9F%98%80/%ZZ' })
+    t.equal(response.statusCode, 400)
+    t.same(response.json(), { error: 'bad_request', message: 'The request is malformed.' })
+    t.equal(response.headers['cache-control'], 'no-store')
+    t.equal(response.headers['x-content-type-options'], 'nosniff')
+    t.notMatch(response.body, /%ZZ|FST_/)
+  },
+)
+
+t.test('a proxied body over the limit is refused and its connection closed', async (t) => {
+  const stack = await startStack(t)
+  const response = await api(stack, new Browser(), '/api/epcc/v2/carts', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: `"${'x'.repeat(2 * 1024 * 1024)}"`,
+  })
+  t.equal(response.status, 413)
+  t.equal(response.headers.get('connection'), 'close', 'the rest of the body is not read')
+  t.equal(stack.sim.calls('POST', '/v2/carts').length, 0, 'nothing reached EPCC')
+})
+
+t.test('TRUST_PROXY=true is named as a risk at start', async (t) => {
+  const stack = await startStack(t, { env: { TRUST_PROXY: 'true' } })
+  t.ok(
+    stack.logs.entries().some((e) => e.level === 40 && String(e.msg).startsWith('TRUST_PROXY=true takes')),
+    'a warning at start',
+  )
+})
