@@ -64,6 +64,8 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ])
 
+const METHOD_OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
+
 /** The browser's credentials: dropped, and replaced by the BFF's own (contract §3.2). */
 export const BROWSER_CREDENTIALS = [
   'Cookie',
@@ -150,7 +152,9 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
       name.startsWith('sec-') ||
       name.startsWith('x-forwarded-') ||
       name === 'forwarded' ||
-      name === 'x-real-ip'
+      name === 'x-real-ip' ||
+      // A method override would let a GET that the proxy judged act as a POST or DELETE at EPCC.
+      METHOD_OVERRIDES.has(name)
     ) {
       continue
     }

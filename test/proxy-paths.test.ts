@@ -85,7 +85,7 @@ t.test('token endpoints are never forwarded, whatever the prefixes', async (t) =
   t.equal(upstreamPath('/v2/account-members/x/../tokens', wide), undefined, 'also through dot segments')
 })
 
-t.test("the browser's credentials and hop-by-hop headers never reach EPCC", async (t) => {
+t.test("the browser's credentials, hop-by-hop headers and method overrides never reach EPCC", async (t) => {
   const out = forwardedRequestHeaders({
     accept: 'application/json',
     'content-type': 'application/json',
@@ -102,6 +102,9 @@ t.test("the browser's credentials and hop-by-hop headers never reach EPCC", asyn
     'transfer-encoding': 'chunked',
     'x-forwarded-for': '1.2.3.4',
     host: 'bff.example',
+    'x-http-method-override': 'DELETE',
+    'x-http-method': 'DELETE',
+    'x-method-override': 'DELETE',
   })
   t.same(out, {
     accept: 'application/json',
