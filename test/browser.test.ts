@@ -12,18 +12,8 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import t, { type Test } from 'tap'
 import { type Demo, startDemo } from '../dev/demo-stack.js'
 import { freePort } from '../dev/net.js'
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-// This network is closed: without these flags Chromium's background connections fail noisily.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-]
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts')
 
 // Each test has its own browser context (its own cookie jar): they run side by side, well inside the

@@ -12,17 +12,8 @@ import t, { type Test } from 'tap'
 import { type Demo, startDemo } from '../dev/demo-stack.js'
 import type { SimRequest } from '../dev/epcc-sim/index.js'
 import { freePort } from '../dev/net.js'
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-]
 const MODULES = join(import.meta.dirname, '..', 'node_modules')
 
 interface Observed {

@@ -9,18 +9,8 @@ import { chromium, type Page } from 'playwright-core'
 import t from 'tap'
 import { startDemo } from '../dev/demo-stack.js'
 import { freePort } from '../dev/net.js'
+import { CHROMIUM, CHROMIUM_ARGS } from './support/chromium.js'
 import { startFront } from './support/front.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-]
 
 interface Answer {
   status: number
