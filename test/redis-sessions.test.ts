@@ -5,6 +5,7 @@ import t from 'tap'
 import { freePort } from '../dev/net.js'
 import { api, signedIn } from './support/flows.js'
 import { OLD, redisSessionCases } from './support/redis-session-cases.js'
+import { storedText } from './support/redis-topologies.js'
 import { FRONTEND, SESSION_SECRET, startStack } from './support/stack.js'
 
 // Never skipped: CI starts Redis, and a missing server fails the run.
@@ -18,8 +19,8 @@ redisSessionCases(t, {
     const redis = new Redis(REDIS_URL)
     try {
       const keys = await redis.keys(pattern)
-      const values = keys.length ? await redis.mget(...keys) : []
-      return [...keys, ...values.filter((v): v is string => v !== null)]
+      const values = await Promise.all(keys.map((k) => storedText(redis, k)))
+      return [...keys, ...values.flat()]
     } finally {
       redis.disconnect()
     }

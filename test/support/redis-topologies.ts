@@ -119,9 +119,19 @@ async function replicatedFrom(port: number): Promise<void> {
 async function dumpNode(port: number, pattern: string): Promise<string[]> {
   return on(port, async (r) => {
     const keys = await r.keys(pattern)
-    const values = await Promise.all(keys.map((k) => r.get(k)))
-    return [...keys, ...values.filter((v): v is string => v !== null)]
+    const values = await Promise.all(keys.map((k) => storedText(r, k)))
+    return [...keys, ...values.flat()]
   })
+}
+
+/** Every text stored under `key`: a string's value, or a hash's fields and values. */
+export async function storedText(
+  redis: Pick<Redis, 'type' | 'get' | 'hgetall'>,
+  key: string,
+): Promise<string[]> {
+  if ((await redis.type(key)) === 'hash') return Object.entries(await redis.hgetall(key)).flat()
+  const value = await redis.get(key)
+  return value === null ? [] : [value]
 }
 
 function stop(node: Node): Promise<void> {
