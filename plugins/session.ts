@@ -319,13 +319,16 @@ export async function addPendingLogin(
   const { server } = request
   const records = server.sessionRecords
   const session = request.session
-  // A login racing a switch or another login of this browser joins the session that replaced its id:
-  // that is the cookie the browser holds (or is about to), and it is not overwritten.
+  // A login racing another login of this browser joins the pre-login session that replaced its id: that is
+  // the cookie the browser holds (or is about to), and it is not overwritten. Never a signed-in one: an id
+  // that was replaced by a login is not a key to the session that replaced it (a planted pre-login cookie
+  // would otherwise add the attacker's login to the victim's session — login CSRF).
+  const joinable = (s: { id: string; record: SessionRecord } | undefined) => (s?.record.auth ? undefined : s)
   let target =
     session.state === 'live'
       ? { id: session.id, record: session.record }
       : session.state === 'replaced'
-        ? await currentSession(records, session.id)
+        ? joinable(await currentSession(records, session.id))
         : undefined
   for (let attempt = 0; target && attempt < MAX_HOPS; attempt++) {
     const pending = [...(target.record.logins ?? []), state]
@@ -335,7 +338,7 @@ export async function addPendingLogin(
       request.session = { state: 'live', id: target.id, record }
       return dropped
     }
-    target = await currentSession(records, target.id)
+    target = joinable(await currentSession(records, target.id))
   }
   const record = { logins: [state] }
   const id = await records.create(record)

@@ -1,6 +1,6 @@
 import { type FastifyPluginAsyncTypebox, Type } from '@fastify/type-provider-typebox'
 import { endSession } from '../plugins/session.js'
-import { BffError } from '../src/errors.js'
+import { BffError, sessionReplaced } from '../src/errors.js'
 import { Account, apiSecurity, errors } from './schemas.js'
 
 /** The storefront's auth calls (contract §3.2): the profiles to offer, and logout. */
@@ -51,15 +51,12 @@ const authApi: FastifyPluginAsyncTypebox = async (app) => {
       },
       async (request, reply) => {
         const session = request.session
-        // A stale tab's id (replaced by a switch) signs out the member of the session that replaced it.
-        const record =
-          session.state === 'live'
-            ? session.record
-            : session.state === 'replaced'
-              ? await app.sessionRecords.get(session.replacedBy)
-              : undefined
-        const memberId = record?.auth?.member.id
-        if (memberId && wantsEverywhere(request.body)) {
+        const everywhere = wantsEverywhere(request.body)
+        // Only a live session signs its member out everywhere. An old cookie (an id a switch or login replaced)
+        // is told to retry: the browser's current cookie goes with the retry; an old cookie alone is not enough.
+        if (everywhere && session.state === 'replaced') throw sessionReplaced()
+        const memberId = session.state === 'live' ? session.record.auth?.member.id : undefined
+        if (memberId && everywhere) {
           await app.revokeMemberSessions(memberId, 'member', request.log)
         }
         await endSession(request, reply)

@@ -101,8 +101,15 @@ const session: FastifyPluginAsyncTypebox = async (app) => {
         summary: "The member's live sessions, in every browser",
         tags: ['session'],
         security: apiSecurity,
-        response: { 200: DevicesBody, ...errors.unauthenticated, ...errors.csrf, ...errors.unavailable },
+        response: {
+          200: DevicesBody,
+          ...errors.unauthenticated,
+          ...errors.csrf,
+          ...errors.rateLimited,
+          ...errors.unavailable,
+        },
       },
+      config: { apiRateLimit: true },
     },
     async (request, reply) => {
       const auth = await signedInMember(request, reply)

@@ -166,7 +166,7 @@ t.test('the index', async (t) => {
   })
 
   t.test(
-    'sign out everywhere from a stale tab (its id replaced by a switch) ends every session',
+    'sign out everywhere from a stale tab (its id replaced by a switch): retried with the current cookie, it ends every session',
     async (t) => {
       const stack = await startStack(t, { deployment: 'redis' })
       const ada = addMember(stack, 3)
@@ -174,8 +174,15 @@ t.test('the index', async (t) => {
       const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
       const staleTab = withCookieOf(stack, first)
       t.equal((await switchAccount(stack, first, ada.accounts[2]?.id ?? '')).status, 200)
-      t.equal((await logoutEverywhere(stack, staleTab)).status, 204)
-      t.same(await proxiedAnswer(stack, first), { status: 401, error: 'session_expired', cleared: true })
+      const stale = await logoutEverywhere(stack, staleTab)
+      t.equal(stale.status, 401, 'an old cookie is not enough to sign a member out everywhere')
+      t.equal(
+        ((await stale.json()) as { error: string }).error,
+        'session_replaced',
+        'retry with the current one',
+      )
+      t.equal((await logoutEverywhere(stack, first)).status, 204)
+      t.equal(first.cookie(cookieHost(stack), sessionCookie(stack)), undefined, 'this browser is signed out')
       t.same(await proxiedAnswer(stack, second), { status: 401, error: 'session_expired', cleared: true })
       t.equal(await stack.countKeys('member:'), 0)
     },
@@ -400,3 +407,57 @@ function run(
     child.on('close', (code) => resolve({ code, stdout, stderr }))
   })
 }
+
+t.test('what an old cookie cannot do', async (t) => {
+  const stack = await startStack(t, { env: { ADMIN_TOKEN } })
+
+  t.test('a replaced id does not sign the member out everywhere', async (t) => {
+    const ada = addMember(stack)
+    const first = await browserOf(stack, ada.id, CHROME_MAC)
+    const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
+    const old = withCookieOf(stack, first)
+    t.equal((await switchAccount(stack, first, ada.accounts[1]?.id)).status, 200)
+    const logout = await api(stack, old, '/auth/logout', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ scope: 'everywhere' }),
+    })
+    t.equal(logout.status, 401)
+    t.equal(((await logout.json()) as { error: string }).error, 'session_replaced')
+    t.equal((await api(stack, second, '/session')).status, 200, 'the other browser is still signed in')
+    t.equal((await api(stack, first, '/session')).status, 200, 'and so is the one the old cookie came from')
+  })
+
+  t.test(
+    'a planted pre-login cookie, replaced by the victim’s login, cannot add a login to it',
+    async (t) => {
+      const victim = addMember(stack)
+      const attacker = addMember(stack)
+      // The attacker's pre-login cookie, planted in the victim's browser before the victim signs in.
+      const attackerBrowser = new Browser()
+      await attackerBrowser.fetch(`${stack.bff}/auth/login`)
+      const planted = withCookieOf(stack, attackerBrowser)
+      const result = await login(stack, planted, victim.id)
+      t.equal(result.response.status, 302)
+      // With the replaced cookie the attacker starts a login of its own, then makes the victim's browser open it.
+      const stale = withCookieOf(stack, attackerBrowser)
+      stack.sim.directLogin.memberId = attacker.id
+      const start = await stale.fetch(`${stack.bff}/auth/login`)
+      const { url: callback } = await stale.follow(start.headers.get('location') ?? '', {
+        stopAt: (u) => u.href.startsWith(`${stack.publicUrl}/oauth2/callback`),
+      })
+      const landed = await planted.fetch(callback)
+      t.match(landed.headers.get('location'), /error=login_expired/, 'the callback is not the victim’s')
+      const session = (await (await api(stack, planted, '/session')).json()) as { member: { id: string } }
+      t.equal(session.member.id, victim.id, 'the victim is still signed in as themselves')
+    },
+  )
+
+  t.test('the administration API takes a member id in any letter case', async (t) => {
+    const ada = addMember(stack)
+    const browser = await browserOf(stack, ada.id, CHROME_MAC)
+    const revoked = await admin(stack.bff, ada.id.toUpperCase(), { method: 'DELETE' })
+    t.same(await revoked.json(), { revoked: 1 })
+    t.equal((await api(stack, browser, '/session')).status, 401)
+  })
+})

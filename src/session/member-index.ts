@@ -96,13 +96,37 @@ export class MemberSessionIndex {
     let revoked = 0
     for (const [vaultId, raw] of Object.entries(await this.kv.mapGetAll(key))) {
       const entry = parseEntry(raw)
-      const found = entry ? await this.find(entry.sid, vaultId) : ENDED
-      const record = found.state === 'live' ? await this.records.take(found.id) : undefined
+      const record = entry ? await this.takeLive(entry.sid, vaultId) : undefined
       await end(vaultId, record)
+      // A switch that was on its way may have written its new record meanwhile: it goes too.
+      const late = entry ? await this.takeLive(entry.sid, vaultId) : undefined
+      if (late) await end(vaultId, late)
       await this.kv.mapDelete(key, vaultId)
-      if (record) revoked++
+      if (record || late) revoked++
     }
     return revoked
+  }
+
+  /**
+   * Takes the record of the session of `vaultId`, following the switches that replaced `sid` (a login's
+   * replacement holds another vault and is left alone). A replacement still on its way is withdrawn: its
+   * marker is taken (see `SessionRecords.replace`).
+   */
+  private async takeLive(sid: string, vaultId: string): Promise<SessionRecord | undefined> {
+    let id = sid
+    let via: string | undefined
+    for (let hop = 0; hop < 32; hop++) {
+      const session = await this.records.resolve(id)
+      if (session.state === 'live')
+        return session.record.auth?.vaultId === vaultId ? this.records.take(id) : undefined
+      if (session.state !== 'replaced') {
+        if (via !== undefined) await this.records.takeReplacement(via)
+        return undefined
+      }
+      via = id
+      id = session.replacedBy
+    }
+    return undefined
   }
 
   /**
@@ -134,8 +158,9 @@ export class MemberSessionIndex {
   }
 }
 
+/** Member ids are UUIDs, which do not depend on letter case: `A…` and `a…` name one member. */
 function memberKey(memberId: string): string {
-  return `member:${memberId}`
+  return `member:${memberId.toLowerCase()}`
 }
 
 function parseEntry(raw: string): IndexEntry | undefined {
