@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { SimRequest } from '../dev/epcc-sim/index.js'
 import { RedisKeyValueStore } from '../src/session/redis.js'
 import { Browser } from './support/browser.js'
-import { api, cookieHost, signedIn } from './support/flows.js'
+import { api, cookieHost, signedIn, tokenCalls } from './support/flows.js'
 import { API, type Stack, type StackOptions, startStack } from './support/stack.js'
 
 const REDIS_URL = process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379'
@@ -17,14 +17,7 @@ const TTL_S = 10
 const DUE_MS = 2000
 
 /** The switch calls that reached EPCC: renewals (and page reads) with the current account token. */
-const renewals = (stack: Stack) =>
-  stack.sim
-    .calls('POST', '/v2/account-members/tokens')
-    .filter(
-      (r) =>
-        (r.body as { data?: { authentication_mechanism?: string } } | undefined)?.data
-          ?.authentication_mechanism === 'account_management_authentication_token',
-    )
+const renewals = (stack: Stack) => tokenCalls(stack)
 
 /** The `exp` claim (epoch ms) of the account token EPCC received in `request`. */
 function tokenExpiry(request: SimRequest | undefined): number | undefined {

@@ -3,20 +3,14 @@ import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { Browser } from './support/browser.js'
-import { api, login, signedIn } from './support/flows.js'
+import { api, login, signedIn, tokenCalls } from './support/flows.js'
 import { FRONTEND, LogCapture, SESSION_SECRET, type Stack, secretsSeen, startStack } from './support/stack.js'
 
 /** Store tokens the BFF fetched from EPCC. */
 const tokenFetches = (stack: Stack) => stack.sim.calls('POST', '/oauth/access_token').length
 const errorLanding = (code: string) => `${FRONTEND}/login?error=${code}`
-const renewals = (stack: Stack) =>
-  stack.sim
-    .calls('POST', '/v2/account-members/tokens')
-    .filter(
-      (r) =>
-        (r.body as { data?: { authentication_mechanism?: string } } | undefined)?.data
-          ?.authentication_mechanism === 'account_management_authentication_token',
-    )
+/** The switch calls that reached EPCC: renewals (and page reads) with the current account token. */
+const renewals = (stack: Stack) => tokenCalls(stack)
 
 function noSecretLogged(t: Test, stack: Stack): void {
   for (const secret of secretsSeen(stack.sim)) t.notOk(stack.logs.text.includes(secret), 'a token in the log')

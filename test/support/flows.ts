@@ -94,3 +94,14 @@ export async function inFlightAtEpcc(
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+/** The `POST /v2/account-members/tokens` calls EPCC received with `mechanism` (renewals and page reads use the account token). */
+export function tokenCalls(stack: Stack, mechanism = 'account_management_authentication_token') {
+  return stack.sim
+    .calls('POST', '/v2/account-members/tokens')
+    .filter(
+      (r) =>
+        (r.body as { data?: { authentication_mechanism?: string } } | undefined)?.data
+          ?.authentication_mechanism === mechanism,
+    )
+}
