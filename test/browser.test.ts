@@ -240,7 +240,10 @@ async function browserTests() {
         // Opaque same-site; cross-site, Cross-Origin-Resource-Policy withholds even the opaque answer.
         t.match(noCors, /^(opaque|TypeError)$/, 'a no-cors fetch gets nothing readable')
 
-        const reached = await eventually(() => wire().filter((x) => x.method !== 'OPTIONS' && x.status), 6)
+        const reached = await eventually(
+          () => wire().filter((x) => x.method !== 'OPTIONS' && x.status && x.cookieSent !== undefined),
+          6,
+        )
         t.same(
           reached.map((x) => `${x.method} ${x.path} → ${x.status}`).sort(),
           [
@@ -425,6 +428,12 @@ async function watchBff(context: BrowserContext, page: Page, bffUrl: string): Pr
       ([k]) => k.toLowerCase() === 'access-control-allow-origin',
     )?.[1]
   })
+  // The main event carries the status too: under load its ExtraInfo twin can come late (or, for a frame's
+  // navigation, not at all), and the test must not depend on which of the two arrives.
+  cdp.on('Network.responseReceived', (e) => {
+    const x = get(e.requestId)
+    x.status ??= e.response.status
+  })
   cdp.on('Network.loadingFailed', (e) => {
     if (e.corsErrorStatus) get(e.requestId).corsError = e.corsErrorStatus.corsError
   })
@@ -433,7 +442,7 @@ async function watchBff(context: BrowserContext, page: Page, bffUrl: string): Pr
 }
 
 /** Polls `read` until it returns `count` items (page events arrive a little after the page's own). */
-async function eventually<T>(read: () => T[], count: number, timeoutMs = 5000): Promise<T[]> {
+async function eventually<T>(read: () => T[], count: number, timeoutMs = 20_000): Promise<T[]> {
   const deadline = Date.now() + timeoutMs
   while (read().length < count && Date.now() < deadline) await sleep(20)
   return read()
