@@ -22,6 +22,8 @@ export interface Totals {
   sliceRps: number[]
   /** Median latency (ms) of each measured slice, in order. */
   sliceP50: number[]
+  /** CPU µs per 2xx answer of each measured slice, in order. */
+  sliceCpu: number[]
 }
 
 export interface LoadOptions {
@@ -79,7 +81,17 @@ export function slice(target: Target, seconds: number, connections: number): Pro
 }
 
 function empty(label: string): Totals {
-  return { label, requests: 0, seconds: 0, errors: 0, cpuUs: 0, latencies: [], sliceRps: [], sliceP50: [] }
+  return {
+    label,
+    requests: 0,
+    seconds: 0,
+    errors: 0,
+    cpuUs: 0,
+    latencies: [],
+    sliceRps: [],
+    sliceP50: [],
+    sliceCpu: [],
+  }
 }
 
 function add(totals: Totals, s: SliceResult): void {
@@ -90,25 +102,27 @@ function add(totals: Totals, s: SliceResult): void {
   for (const l of s.latencies) totals.latencies.push(l)
   totals.sliceRps.push(s.requests / s.seconds)
   totals.sliceP50.push(percentile(Array.from(Float64Array.from(s.latencies).sort()), 50))
+  totals.sliceCpu.push(s.cpuUs / s.requests)
 }
 
 /**
- * Scenario and baseline in alternating short slices, the order reversed every cycle (A B, B A, A B, …), so
- * that a machine whose speed drifts within minutes drifts under both alike. Both are warmed up first.
+ * The targets in alternating short slices: each cycle runs every target once, in order, the order reversed
+ * on odd cycles (A B C, C B A, A B C, …), so that a machine whose speed drifts within minutes drifts under
+ * all alike. Each is warmed up first. The totals come back in the order of `targets`.
  */
-export async function alternate(a: Target, b: Target, opts: LoadOptions): Promise<[Totals, Totals]> {
-  for (const target of [a, b]) {
+export async function alternate(targets: Target[], opts: LoadOptions): Promise<Totals[]> {
+  for (const target of targets) {
     await slice(target, opts.warmupS, opts.connections)
     await opts.between?.()
   }
-  const totals = new Map([
-    [a, empty(a.label)],
-    [b, empty(b.label)],
-  ])
+  const totals = targets.map((target) => empty(target.label))
+  const forward = targets.map((_, i) => i)
+  const backward = [...forward].reverse()
   for (let cycle = 0; cycle < opts.cycles; cycle++) {
-    for (const target of cycle % 2 === 0 ? [a, b] : [b, a]) {
+    for (const i of cycle % 2 === 0 ? forward : backward) {
+      const target = targets[i]!
       const s = await slice(target, opts.sliceS, opts.connections)
-      add(totals.get(target)!, s)
+      add(totals[i]!, s)
       if (opts.verbose) {
         const rps = Math.round(s.requests / s.seconds)
         process.stderr.write(`  ${target.label}: ${rps} req/s, ${Math.round(s.cpuUs / s.requests)} µs/req\n`)
@@ -116,7 +130,7 @@ export async function alternate(a: Target, b: Target, opts: LoadOptions): Promis
       await opts.between?.()
     }
   }
-  return [totals.get(a)!, totals.get(b)!]
+  return totals
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -152,6 +166,11 @@ export function summarize(t: Totals): Summary {
 /** Per-cycle ratios a/b of requests per second (slice i of a against slice i of b). */
 export function sliceRatios(a: Totals, b: Totals): number[] {
   return a.sliceRps.map((rps, i) => rps / (b.sliceRps[i] ?? Number.NaN))
+}
+
+/** Per-cycle ratios a/b of CPU µs per request (lower is cheaper). */
+export function sliceCpuRatios(a: Totals, b: Totals): number[] {
+  return a.sliceCpu.map((cpu, i) => cpu / (b.sliceCpu[i] ?? Number.NaN))
 }
 
 /** Per-cycle ratios a/b of the median latency. */
