@@ -41,8 +41,10 @@ const LAYERS: Array<[string, RegExp]> = [
   ['CORS (@fastify/cors)', /@fastify\/cors|dist\/plugins\/cors/],
   ['CSRF check', /dist\/plugins\/csrf/],
   [
+    // connect-redis and node-redis (@redis/*) are the afternoon anchor's session store; ioredis is not listed,
+    // as the BFF's rate limiter uses it too (its calls count for the layer that made them).
     'session (@fastify/session, cookie, sealed store)',
-    /@fastify\/session|@fastify\/cookie|safe-stable-stringify|\/cookie\/|dist\/plugins\/session|dist\/src\/session\//,
+    /@fastify\/session|@fastify\/cookie|safe-stable-stringify|\/cookie\/|dist\/plugins\/session|dist\/src\/session\/|connect-redis|@redis\//,
   ],
   ['metrics (prom-client)', /prom-client|dist\/plugins\/metrics|dist\/src\/metrics/],
   ['request logging (pino child loggers)', /pino|@pinojs|sonic-boom/],
