@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the BFF against the alternatives, side by side in one run (issues 8 and 15). Everything
- * listens on loopback, each server in its own process (compiled JS, NODE_ENV=production, LOG_LEVEL=warn) so
+ * listens on loopback, each server in its own process (compiled JS, NODE_ENV=production, LOG_LEVEL=info as shipped) so
  * that its CPU time per request is its own; each scenario alternates in short slices with its anchors: the
  * bare limit (a bare Fastify route, bare @fastify/http-proxy) and what a team writes in an afternoon
  * (servers/naive.ts). The headline is CPU µs per request and its ratio to the anchors, lower is better.
@@ -149,7 +149,8 @@ async function main(): Promise<void> {
 
   const bffEnv = (port: number, extra: Record<string, string> = {}) => ({
     NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
+    // As shipped: a request log line per request (BENCH_LOG_LEVEL=warn to see what logging costs).
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     HOST: '127.0.0.1',
     PORT: String(port),
     PUBLIC_URL: url(port),
@@ -590,7 +591,7 @@ async function main(): Promise<void> {
       `Run ${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
       `${load.connections} connections, ${load.cycles} cycles of ${load.sliceS} s slices per group (order reversed every cycle), ${load.warmupS} s warm-up each${quick ? ' (--quick)' : ''}`,
       'Headline: CPU µs per 2xx answer of the server process, and its ratio (lower is better) to the bare limit (a bare Fastify route with the same JSON; bare @fastify/http-proxy 11.6.3) and to the afternoon anchor (Fastify 5 + @fastify/cookie + @fastify/session 11.1.3 defaults, memory store or connect-redis 10, + @fastify/http-proxy); ratios on totals, per-cycle range in brackets.',
-      'Servers: compiled JS, NODE_ENV=production, LOG_LEVEL=warn (no request logging), each in its own process; the BFF as src/server.ts builds it, load shedding included.',
+      `Servers: compiled JS, NODE_ENV=production, each in its own process; the BFF as src/server.ts builds it, with load shedding, rate limits and LOG_LEVEL=${process.env.BENCH_LOG_LEVEL ?? 'info'} (one line per request, read from a pipe).`,
       'Proxy upstream: a fixed `GET /v2/carts` page served by the bench (the simulator behind it for everything else).',
     ]
     process.stdout.write(`${header.join('  \n')}\n\n${tables.join('\n\n')}\n`)

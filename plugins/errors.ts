@@ -20,17 +20,11 @@ const CLIENT_ERRORS: Record<number, [string, string]> = {
 /**
  * One place that turns errors into the contract's `{"error","message"}` bodies. Unexpected errors are logged
  * and answered with a fixed 500 text: no stack trace or internal message reaches the browser.
- * Every JSON response of the BFF is `Cache-Control: no-store` (contract §3).
+ * Every error answer is `Cache-Control: no-store` (contract §3), a proxied call's too; every other answer of
+ * the BFF's own gets it with the security headers (plugins/security-headers.ts).
  */
 export default fp(
   async (app) => {
-    app.addHook('onSend', (request, reply, payload, done) => {
-      if (!request.routeOptions.config?.proxied && !reply.hasHeader('cache-control')) {
-        reply.header('cache-control', 'no-store')
-      }
-      done(null, payload)
-    })
-
     app.setErrorHandler((err: FastifyError, request, reply) => {
       reply.header('cache-control', 'no-store')
       // A body refused part-way is not read further: the connection cannot carry another request.
@@ -64,12 +58,8 @@ export default fp(
         const detail = err.validation ? `${message} ${err.message}` : message
         return reply.code(err.validation ? 400 : status).send({ error: code, message: detail })
       }
-      // Name, message and stack only: pino's error serializer would also log enumerable properties and the
-      // `cause` chain, where a library may have put request data (oauth4webapi puts the callback parameters).
-      request.log.error(
-        { err: { type: err.name, message: err.message, stack: err.stack } },
-        'unexpected error',
-      )
+      // Logged as its type, message and stack only (src/logger.ts): never its properties or `cause` chain.
+      request.log.error({ err }, 'unexpected error')
       return reply.code(500).send({ error: 'internal_error', message: 'Something went wrong on our side.' })
     })
 

@@ -34,6 +34,8 @@ export default fp(
         .header('connection', 'close')
         .send({ error: 'shutting_down', message: 'This server is shutting down; try again.' })
     })
+    // At send time, not as the request comes: a request in flight when draining began must close its
+    // connection too, or that keep-alive connection holds the shutdown open.
     app.addHook('onSend', (_request, reply, payload, done) => {
       if (lifecycle.draining) reply.header('connection', 'close')
       done(null, payload)

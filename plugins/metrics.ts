@@ -17,14 +17,7 @@ export default fp(
     const metrics = new Metrics()
     app.decorate('metrics', metrics)
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.requestDuration.observe(
-        {
-          route: request.routeOptions.url ?? 'unmatched',
-          method: request.method,
-          status: String(reply.statusCode),
-        },
-        reply.elapsedTime / 1000,
-      )
+      metrics.observeRequest(request.routeOptions.url, request.method, reply.statusCode, reply.elapsedTime)
       done()
     })
   },

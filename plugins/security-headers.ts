@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 
 /**
- * Security headers on every response (security.md A-43): `nosniff`, a CSP that forbids framing and
+ * Security headers on every response (security.md A-43), and `Cache-Control: no-store` on the BFF's own: `nosniff`, a CSP that forbids framing and
  * everything else (the BFF serves no HTML), `Referrer-Policy: no-referrer` (the callback URL carries a code),
  * HSTS when PUBLIC_URL is https, and the rest of helmet's defaults.
  *
@@ -40,8 +40,11 @@ export default fp(
       crossOriginResourcePolicy: { policy: 'same-site' },
     })
     app.decorate('securityHeaders', headers)
-    app.addHook('onRequest', (_request, reply, done) => {
-      reply.headers(headers)
+    // The BFF's own answers are never cached (contract §3); a proxied answer keeps EPCC's Cache-Control.
+    // Set as the request comes, with the rest: a route that means another Cache-Control sets its own.
+    const ownAnswers = Object.freeze({ ...headers, 'cache-control': 'no-store' })
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.headers(request.routeOptions.config?.proxied ? headers : ownAnswers)
       done()
     })
   },

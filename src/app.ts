@@ -28,7 +28,7 @@ import openapiRoutes from '../routes/openapi.js'
 import proxyRoutes from '../routes/proxy.js'
 import sessionRoutes from '../routes/session.js'
 import type { Config, TrustProxy } from './config.js'
-import { loggerOptions } from './logger.js'
+import { loggerOptions, RequestLog } from './logger.js'
 import type { KeyValueStore } from './session/kv.js'
 
 /** The HTTP server's time limits (docs/limits.md). */
@@ -104,6 +104,7 @@ export async function buildApp(config: Config, opts: AppOptions = {}): Promise<F
   const logger = loggerOptions(config.logLevel)
   const app = Fastify({
     logger: opts.logStream ? { ...logger, stream: opts.logStream } : logger,
+    logController: new RequestLog(),
     trustProxy: fastifyTrustProxy(config.trustProxy),
     // HEAD must not run a GET handler: a HEAD on the callback would otherwise exchange the code.
     exposeHeadRoutes: false,

@@ -51,6 +51,21 @@ export class Metrics {
     registers: [this.registry],
   })
 
+  // One labelled child per route pattern, method and status, found by a string key: prom-client's own
+  // `observe(labels, …)` sorts and joins the label object on every call.
+  private readonly requestSeries = new Map<string, { observe(value: number): void }>()
+
+  /** A request served: `elapsedMs` under its route pattern (`unmatched` when no route matched). */
+  observeRequest(route: string | undefined, method: string, status: number, elapsedMs: number): void {
+    const key = `${method} ${status} ${route}`
+    let series = this.requestSeries.get(key)
+    if (!series) {
+      series = this.requestDuration.labels({ route: route ?? 'unmatched', method, status: String(status) })
+      this.requestSeries.set(key, series)
+    }
+    series.observe(elapsedMs / 1000)
+  }
+
   /** 1 while calls to EPCC fail fast because EPCC kept failing. */
   watchCircuit(isOpen: () => boolean): void {
     new Gauge({

@@ -39,14 +39,16 @@ export interface StartOptions {
 }
 
 /**
- * Starts `script` in its own Node process with an IPC channel, so that its CPU time is its own. stdout is
- * dropped (the servers run at LOG_LEVEL=warn); stderr is passed through.
+ * Starts `script` in its own Node process with an IPC channel, so that its CPU time is its own. stdout is a
+ * pipe that this process reads and drops, as a container runtime reads a server's log (the BFF runs at
+ * LOG_LEVEL=info as shipped: one line per request); stderr is passed through.
  */
 export function startNode(script: string, opts: StartOptions = {}): ChildProcess {
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...(opts.args ?? [])], {
     env: { PATH: process.env.PATH ?? '', ...opts.env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   })
+  child.stdout?.resume()
   children.add(child)
   child.once('exit', () => children.delete(child))
   return child
