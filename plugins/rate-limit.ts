@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { fastifyCookie } from '@fastify/cookie'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -68,7 +68,7 @@ export default fp(
       timeWindow: 60_000,
       keyGenerator: (request) => {
         const cookie = sessionCookie(request) ?? ''
-        return `session:${createHash('sha256').update(cookie).digest('base64url').slice(0, 22)}`
+        return `session:${hash('sha256', cookie, 'base64url').slice(0, 22)}`
       },
     })
     const byAddress = app.createRateLimit({

@@ -1,10 +1,15 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { Agent, type Dispatcher, errors as undiciErrors, request as undiciRequest } from 'undici'
+import { Agent, type Dispatcher, errors as undiciErrors } from 'undici'
 import { signedInMember, tokensGone } from '../plugins/session.js'
 import { EpccError } from '../src/epcc/errors.js'
 import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
-import { forwardedRequestHeaders, returnedResponseHeaders, upstreamPath } from '../src/proxy.js'
+import {
+  forwardedRequestHeaders,
+  returnedResponseHeaders,
+  upstreamPath,
+  upstreamTarget,
+} from '../src/proxy.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -31,6 +36,8 @@ const upstream = (status: number, message: string) => new BffError(status, 'upst
 const proxy: FastifyPluginAsync = async (app) => {
   const { epcc: cfg, proxy: proxyCfg } = app.config
   const base = new URL(cfg.baseUrl)
+  const origin = base.origin
+  const basePath = base.pathname.replace(/\/$/, '')
   const mount = `${app.config.basePath}/api/epcc`
   const dispatcher = new Agent({
     connect: { timeout: cfg.timeoutMs },
@@ -91,23 +98,23 @@ const proxy: FastifyPluginAsync = async (app) => {
         : undefined
       const accountToken = await accountTokenFor(request, reply)
 
-      const url = new URL(
-        `${base.pathname.replace(/\/$/, '')}${path}${query ? `?${query}` : ''}`,
-        base.origin,
-      )
+      const target = upstreamTarget(basePath, path, query)
       const headers = forwardedRequestHeaders(request.headers)
       if (accountToken) headers['ep-account-management-authentication-token'] = accountToken
       // One deadline for the whole call, from connect to the last body byte (a retry included): undici's own
       // timeouts apply per phase, and an upstream body that trickles in would otherwise never end.
       const deadline = AbortSignal.timeout(cfg.timeoutMs)
-      const send = async (implicit: string) =>
-        undiciRequest(url, {
+      const send = (implicit: string) => {
+        headers.authorization = `Bearer ${implicit}`
+        return dispatcher.request({
+          origin,
+          path: target,
           method: request.method as Dispatcher.HttpMethod,
-          headers: { ...headers, authorization: `Bearer ${implicit}` },
+          headers,
           body,
-          dispatcher,
           signal: deadline,
         })
+      }
 
       let implicit = await app.epcc.implicitToken({ forStorefront: true }).catch(() => {
         throw upstream(502, 'Elastic Path did not answer; try again shortly.')
@@ -115,7 +122,7 @@ const proxy: FastifyPluginAsync = async (app) => {
       let response: Dispatcher.ResponseData
       const started = performance.now()
       const observe = (status: string) =>
-        app.metrics.proxied.observe({ method: request.method, status }, (performance.now() - started) / 1000)
+        app.metrics.observeProxied(request.method, status, performance.now() - started)
       try {
         response = await send(implicit)
         // A 401 may be EPCC refusing the store token (revoked, rotated, expired early): a call that may be sent

@@ -66,6 +66,19 @@ export class Metrics {
     series.observe(elapsedMs / 1000)
   }
 
+  private readonly proxiedSeries = new Map<string, { observe(value: number): void }>()
+
+  /** A proxied call answered by EPCC with `status` (or `error`) after `elapsedMs`. */
+  observeProxied(method: string, status: string, elapsedMs: number): void {
+    const key = `${method} ${status}`
+    let series = this.proxiedSeries.get(key)
+    if (!series) {
+      series = this.proxied.labels({ method, status })
+      this.proxiedSeries.set(key, series)
+    }
+    series.observe(elapsedMs / 1000)
+  }
+
   /** 1 while calls to EPCC fail fast because EPCC kept failing. */
   watchCircuit(isOpen: () => boolean): void {
     new Gauge({

@@ -51,6 +51,21 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
   return `/${out.join('/')}`
 }
 
+// What a URL parser percent-encodes in a query (the WHATWG special-query percent-encode set). The request's
+// own parser let them through; EPCC gets them encoded.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are among what is encoded
+const QUERY_TO_ENCODE = /[\u0000-\u0020"#<>'\u007f-\uffff]/
+
+/**
+ * The request target at EPCC: its base path, the checked `path` (see `upstreamPath`) and the query as the
+ * browser sent it, percent-encoded where a URL parser would encode it. No URL object for the usual query.
+ */
+export function upstreamTarget(basePath: string, path: string, query: string | undefined): string {
+  if (!query) return `${basePath}${path}`
+  if (!QUERY_TO_ENCODE.test(query)) return `${basePath}${path}?${query}`
+  return `${basePath}${path}${new URL(`?${query}`, 'http://epcc.invalid').search}`
+}
+
 // RFC 9110 §7.6.1 hop-by-hop headers, and what a proxy must not pass on either way.
 const HOP_BY_HOP = new Set([
   'connection',

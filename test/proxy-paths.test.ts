@@ -1,5 +1,10 @@
 import t from 'tap'
-import { forwardedRequestHeaders, returnedResponseHeaders, upstreamPath } from '../src/proxy.js'
+import {
+  forwardedRequestHeaders,
+  returnedResponseHeaders,
+  upstreamPath,
+  upstreamTarget,
+} from '../src/proxy.js'
 
 const prefixes = ['/v2/carts', '/v2/orders', '/v2/accounts', '/v2/account-members', '/catalog', '/v2/catalog']
 
@@ -171,3 +176,27 @@ t.test("EPCC's Set-Cookie, hop-by-hop and Access-Control-* headers never reach t
     },
   )
 })
+
+t.test(
+  'the request target at EPCC: the query as sent, encoded only where a URL parser would encode it',
+  async (t) => {
+    t.equal(upstreamTarget('', '/v2/carts', undefined), '/v2/carts', 'no query')
+    t.equal(upstreamTarget('', '/v2/carts', ''), '/v2/carts', 'an empty query is dropped')
+    t.equal(
+      upstreamTarget('/base', '/v2/carts', 'page[limit]=25&filter=eq(name,Ada)'),
+      '/base/v2/carts?page[limit]=25&filter=eq(name,Ada)',
+      'an ordinary query goes as it came',
+    )
+    t.equal(
+      upstreamTarget('', '/pcm/products', 'filter=like(name,"*a b*")'),
+      '/pcm/products?filter=like(name,%22*a%20b*%22)',
+      'quotes and spaces are percent-encoded',
+    )
+    t.equal(
+      upstreamTarget('', '/pcm/products', "q=<x>'é"),
+      '/pcm/products?q=%3Cx%3E%27%C3%A9',
+      'angle brackets, apostrophes and non-ASCII too',
+    )
+    t.equal(upstreamTarget('', '/v2/carts', 'a=%20'), '/v2/carts?a=%20', 'an escape already there stays')
+  },
+)
