@@ -388,6 +388,16 @@ async function main(): Promise<void> {
   }
 
   try {
+    if (profile === 'login' && bffMemory?.pid) {
+      // Complete logins instead of a load of one URL: the BFF's CPU per login, then its profile.
+      await infra.call('directLogin', { memberId: member.one })
+      const result = await measureLogins(url(ports.bffMemory), bffMemory.pid)
+      log(
+        `${fmt.int(result.rps)} logins/s, ${(result.cpuUs / result.logins / 1000).toFixed(2)} ms BFF CPU/login`,
+      )
+      await writeProfile(profileDir, [bffMemory])
+      return
+    }
     if (profile) {
       await runProfile(profile, t, profileDir, [
         bffMemory,
@@ -777,7 +787,7 @@ async function runProfile(
     'naive-proxy-redis': t.naiveProxyRedis!,
   }
   const make = byName[name]
-  if (!make) throw new Error(`--profile takes one of ${Object.keys(byName).join(', ')}`)
+  if (!make) throw new Error(`--profile takes login or one of ${Object.keys(byName).join(', ')}`)
   const target = make()
   log(`profiling ${target.label}`)
   await slice(target, 3, load.connections)
@@ -785,7 +795,12 @@ async function runProfile(
   log(
     `${fmt.int(result.requests / result.seconds)} req/s, ${fmt.int(result.cpuUs / result.requests)} µs CPU/req, ${result.errors} errors`,
   )
-  for (const child of bffs) if (child) await stop(child, 15_000)
+  await writeProfile(dir, bffs)
+}
+
+/** Stops the profiled processes (which writes their profiles) and prints the profile's top functions. */
+async function writeProfile(dir: string, processes: Array<ChildProcess | undefined>): Promise<void> {
+  for (const child of processes) if (child) await stop(child, 15_000)
   await sleep(200)
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (!file) throw new Error(`no .cpuprofile in ${dir}`)

@@ -36,6 +36,39 @@ t.test('pending logins have a budget of their own: they never evict a session or
   t.equal(store.usage.chars, 8_000 + 'sess:member'.length + 'vault:member'.length)
 })
 
+t.test(
+  'a map in the memory store counts its fields against the budget, and what is read out is a copy',
+  async (t) => {
+    const store = new MemoryKeyValueStore({ maxChars: 1_000 })
+    t.teardown(() => store.close())
+    const key = 'member:m-1'
+    await store.mapSet(key, 'vault-a', 'x'.repeat(10), 60_000)
+    await store.mapSet(key, 'vault-b', 'y'.repeat(20), 60_000)
+    t.equal(store.usage.chars, key.length + 7 + 10 + 7 + 20, 'key, fields and values')
+    await store.mapSet(key, 'vault-a', 'z'.repeat(30), 60_000)
+    t.equal(
+      store.usage.chars,
+      key.length + 7 + 30 + 7 + 20,
+      'a field written again counts its new value only',
+    )
+    const read = await store.mapGetAll(key)
+    read['vault-c'] = 'planted'
+    t.same(await store.mapGetAll(key), { 'vault-a': 'z'.repeat(30), 'vault-b': 'y'.repeat(20) }, 'a copy')
+    t.equal(await store.get(key), undefined, 'a map is not a string value')
+    await store.mapDelete(key, 'vault-a')
+    t.equal(store.usage.chars, key.length + 7 + 20)
+    await store.mapDelete(key, 'vault-b')
+    t.equal(store.usage.chars, 0, 'the map goes with its last field')
+    t.same(await store.mapGetAll(key), {})
+
+    // A map written past the budget pushes the oldest writes out, as a string would.
+    await store.set('sess:old', 'o'.repeat(500), 60_000)
+    for (let i = 0; i < 20; i++) await store.mapSet(key, `vault-${i}`, 'v'.repeat(30), 60_000)
+    t.equal(await store.get('sess:old'), undefined, 'the oldest write went')
+    t.ok(store.usage.chars <= 1_000, `holds ${store.usage.chars} characters`)
+  },
+)
+
 t.test('the memory store sweeps expired entries without being asked', async (t) => {
   let now = 0
   const store = new MemoryKeyValueStore({ sweepIntervalMs: 20, now: () => now })

@@ -1,3 +1,4 @@
+import { request } from 'undici'
 import { EpccError, readEpccErrors } from './errors.js'
 
 /** What the BFF reads from EPCC; shapes follow ../shared/reference/epcc-api.md §1. */
@@ -410,7 +411,7 @@ export class EpccClient {
   private async call<T>(
     operation: string,
     path: string,
-    init: RequestInit = {},
+    init: CallInit = {},
     { judged = true }: { judged?: boolean } = {},
   ): Promise<T> {
     if (this.circuitOpen) {
@@ -442,45 +443,55 @@ export class EpccClient {
   private async attempt<T>(
     operation: string,
     path: string,
-    init: RequestInit,
+    init: CallInit,
     onStatus: (status: number) => void,
   ): Promise<T> {
     const deadline = this.now() + this.opts.timeoutMs
-    let response: Response
+    let status: number
     let text: string
     for (let tries = 1; ; tries++) {
+      const signal = AbortSignal.timeout(Math.max(1, deadline - this.now()))
+      let retryAfter: string | string[] | undefined
       try {
-        response = await fetch(new URL(path, this.base), {
-          ...init,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(Math.max(1, deadline - this.now())),
+        // undici's own request API, not fetch: no WHATWG streams or Headers objects per call, and it never
+        // follows a redirect (an EPCC redirect is an answer to report, not a place to send a token).
+        const response = await request(`${this.base}${path}`, {
+          method: init.method ?? 'GET',
+          headers: init.headers,
+          body: init.body,
+          signal,
         })
-        text = await response.text()
-      } catch (err) {
-        const timedOut = (err as Error).name === 'TimeoutError'
-        throw new EpccError(operation, 'unavailable', undefined, timedOut ? 'timed out' : 'network error')
+        status = response.statusCode
+        retryAfter = response.headers['retry-after']
+        text = await response.body.text()
+      } catch {
+        throw new EpccError(
+          operation,
+          'unavailable',
+          undefined,
+          signal.aborted ? 'timed out' : 'network error',
+        )
       }
-      onStatus(response.status)
-      const retryAfter = response.headers.get('retry-after')
-      const retryAfterMs = retryAfter === null ? Number.NaN : Number(retryAfter) * 1000
+      onStatus(status)
+      const retryAfterMs = typeof retryAfter === 'string' ? Number(retryAfter) * 1000 : Number.NaN
       const idempotent = (init.method ?? 'GET') === 'GET'
-      if (response.status !== 429 || !idempotent || tries > 1 || !(retryAfterMs >= 0)) break
+      if (status !== 429 || !idempotent || tries > 1 || !(retryAfterMs >= 0)) break
       if (this.now() + retryAfterMs >= deadline) break
       await new Promise((resolve) => setTimeout(resolve, retryAfterMs))
     }
-    if (response.status >= 200 && response.status < 300) {
+    if (status >= 200 && status < 300) {
       try {
         return JSON.parse(text) as T
       } catch {
-        throw new EpccError(operation, 'unavailable', response.status, 'response is not JSON')
+        throw new EpccError(operation, 'unavailable', status, 'response is not JSON')
       }
     }
     const detail = readEpccErrors(text)
       .map((e) => e.title)
       .join('; ')
     // 429 and 5xx are EPCC's trouble, not a verdict on the request (epcc-api.md §1.0).
-    const kind = response.status === 429 || response.status >= 500 ? 'unavailable' : 'rejected'
-    throw new EpccError(operation, kind, response.status, detail || `HTTP ${response.status}`)
+    const kind = status === 429 || status >= 500 ? 'unavailable' : 'rejected'
+    throw new EpccError(operation, kind, status, detail || `HTTP ${status}`)
   }
 }
 
@@ -488,6 +499,13 @@ export class EpccClient {
  * EPCC answered the settings read, and refused the store's implicit token there, with no way around it
  * configured: the message names the variables that fix it.
  */
+/** What a call sends besides its path: every EPCC call has a string body, if any. */
+interface CallInit {
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: string
+}
+
 export class SettingsRefusedError extends EpccError {
   constructor(status: number | undefined) {
     super(

@@ -46,7 +46,10 @@ export class StoreUnavailableError extends Error {
 }
 
 interface Entry {
-  value: string
+  /** A string, or the fields of a map (kept as a Map: each field set or removed in constant time). */
+  value: string | Map<string, string>
+  /** Characters held: the string's, or the fields' and their values'. */
+  size: number
   expiresAt: number
 }
 
@@ -60,7 +63,7 @@ class Budget {
 
   add(key: string, entry: Entry): void {
     this.entries.set(key, entry)
-    this.chars += key.length + entry.value.length
+    this.chars += key.length + entry.size
     for (const [oldest] of this.entries) {
       if (this.chars <= this.maxChars) break
       this.remove(oldest)
@@ -71,7 +74,7 @@ class Budget {
     const entry = this.entries.get(key)
     if (!entry) return
     this.entries.delete(key)
-    this.chars -= key.length + entry.value.length
+    this.chars -= key.length + entry.size
   }
 
   clear(): void {
@@ -137,13 +140,13 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 
   async get(key: string): Promise<string | undefined> {
-    return this.live(key)?.value
+    return asString(this.live(key))
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     const budget = this.budgetOf(key)
     budget.remove(key)
-    if (ttlMs > 0) budget.add(key, { value, expiresAt: this.now() + ttlMs })
+    if (ttlMs > 0) budget.add(key, { value, size: value.length, expiresAt: this.now() + ttlMs })
   }
 
   async update(key: string, value: string, ttlMs: number): Promise<boolean> {
@@ -163,7 +166,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   async take(key: string): Promise<string | undefined> {
     const entry = this.live(key)
     if (entry) this.remove(key)
-    return entry?.value
+    return asString(entry)
   }
 
   async delete(key: string): Promise<void> {
@@ -181,39 +184,50 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 
   async deleteIfEquals(key: string, value: string): Promise<void> {
-    if (this.live(key)?.value === value) this.remove(key)
+    if (asString(this.live(key)) === value) this.remove(key)
   }
 
-  // A map is kept as one JSON value: this process is the only writer, so every step is whole.
+  // A map is a Map of its own in the entry: setting or removing a field costs the same however many the map
+  // holds (a member signed in on many browsers). What is read out is a copy: no request shares a live object.
   async mapSet(key: string, field: string, value: string, ttlMs: number): Promise<void> {
     if (ttlMs <= 0) return
     const entry = this.live(key)
-    const map = entry ? readMap(entry.value) : {}
-    map[field] = value
+    const fields = entry?.value instanceof Map ? entry.value : new Map<string, string>()
+    const before = fields.get(field)
+    fields.set(field, value)
+    const size =
+      (entry?.value instanceof Map ? entry.size : 0) +
+      value.length -
+      (before === undefined ? -field.length : before.length)
     const expiresAt = Math.max(entry?.expiresAt ?? 0, this.now() + ttlMs)
-    await this.set(key, JSON.stringify(map), expiresAt - this.now())
+    // Written again as a whole entry: the budget counts its new size, and it is now the newest write.
+    const budget = this.budgetOf(key)
+    budget.remove(key)
+    budget.add(key, { value: fields, size, expiresAt })
   }
 
   async mapUpdate(key: string, field: string, value: string, ttlMs: number): Promise<boolean> {
     const entry = this.live(key)
-    if (!entry || !Object.hasOwn(readMap(entry.value), field)) return false
+    if (!(entry?.value instanceof Map) || !entry.value.has(field)) return false
     await this.mapSet(key, field, value, ttlMs)
     return true
   }
 
   async mapDelete(key: string, field: string): Promise<void> {
     const entry = this.live(key)
-    if (!entry) return
-    const map = readMap(entry.value)
-    if (!Object.hasOwn(map, field)) return
-    delete map[field]
-    if (Object.keys(map).length === 0) this.remove(key)
-    else await this.set(key, JSON.stringify(map), entry.expiresAt - this.now())
+    if (!(entry?.value instanceof Map)) return
+    const before = entry.value.get(field)
+    if (before === undefined) return
+    entry.value.delete(field)
+    if (entry.value.size === 0) return this.remove(key)
+    const budget = this.budgetOf(key)
+    budget.remove(key)
+    budget.add(key, { ...entry, size: entry.size - field.length - before.length })
   }
 
   async mapGetAll(key: string): Promise<Record<string, string>> {
     const entry = this.live(key)
-    return entry ? readMap(entry.value) : {}
+    return entry?.value instanceof Map ? Object.fromEntries(entry.value) : {}
   }
 
   async ping(): Promise<void> {}
@@ -250,14 +264,7 @@ export class MemoryKeyValueStore implements KeyValueStore {
   }
 }
 
-function readMap(raw: string): Record<string, string> {
-  try {
-    const value = JSON.parse(raw) as unknown
-    if (value && typeof value === 'object' && !Array.isArray(value)) {
-      const map: Record<string, string> = Object.create(null)
-      for (const [k, v] of Object.entries(value)) if (typeof v === 'string') map[k] = v
-      return map
-    }
-  } catch {}
-  return Object.create(null)
+/** A string entry's value; a map is not a string (Redis would answer WRONGTYPE). */
+function asString(entry: Entry | undefined): string | undefined {
+  return typeof entry?.value === 'string' ? entry.value : undefined
 }
