@@ -26,6 +26,9 @@ export interface Replaced {
   record: SessionRecord
 }
 
+/** Parsed records kept in memory (about 2 KB each, with the text the store already holds). */
+const RECENT_RECORDS = 4096
+
 /** An id replaced by a login or a switch answers `session_replaced` this long, never past its successor. */
 export const REPLACED_TTL_MS = 10 * 60_000
 
@@ -63,7 +66,25 @@ export class SessionRecords {
 
   async get(id: string): Promise<SessionRecord | undefined> {
     const raw = (await this.kv.get(signedInKey(id))) ?? (await this.kv.get(preLoginKey(id)))
-    return raw === undefined ? undefined : parse(raw)
+    return raw === undefined ? undefined : this.parsed(raw)
+  }
+
+  // Records parsed recently, by their stored text: a browser's requests read the same record again and again
+  // until it changes. Frozen, so that no caller can change what another request reads; bounded, the oldest
+  // parse going first. Keyed by the whole text, so a changed record is a miss.
+  private readonly recent = new Map<string, SessionRecord | undefined>()
+
+  private parsed(raw: string): SessionRecord | undefined {
+    if (this.recent.has(raw)) return this.recent.get(raw)
+    const record = parse(raw)
+    if (this.recent.size >= RECENT_RECORDS) {
+      for (const oldest of this.recent.keys()) {
+        this.recent.delete(oldest)
+        break
+      }
+    }
+    this.recent.set(raw, record)
+    return record
   }
 
   /** Stores a new session; its id. */
@@ -167,8 +188,16 @@ function parse(raw: string): SessionRecord | undefined {
     // Records written by earlier versions kept the signed-in state as a JSON string of its own.
     const auth = typeof value.auth === 'string' ? JSON.parse(value.auth) : value.auth
     if (auth && typeof auth === 'object') record.auth = auth as SignedIn
-    return record
+    return deepFreeze(record)
   } catch {
     return undefined
   }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const inner of Object.values(value)) deepFreeze(inner)
+  }
+  return value
 }
