@@ -1,4 +1,4 @@
-import type { EpccClient, OidcProfile } from './epcc/client.js'
+import { type EpccClient, type OidcProfile, SettingsRefusedError } from './epcc/client.js'
 import { EpccError } from './epcc/errors.js'
 import { BffError } from './errors.js'
 
@@ -101,6 +101,8 @@ export class Realm {
 
 function describeFailure(err: unknown): string {
   if (!(err instanceof EpccError)) return 'EPCC could not be read'
-  if (err.kind === 'rejected') return `EPCC refused ${err.operation} (HTTP ${err.status}): ${err.detail}`
+  if (err instanceof SettingsRefusedError) return err.detail // our own text: what to set
+  // Never EPCC's own words: /readyz serves this to anyone who asks, and an error text may echo a token.
+  if (err.kind === 'rejected') return `EPCC refused ${err.operation} (HTTP ${err.status})`
   return `EPCC did not answer ${err.operation}${err.status === undefined ? '' : ` (HTTP ${err.status})`}`
 }

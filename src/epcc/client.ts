@@ -1,5 +1,5 @@
 import { request } from 'undici'
-import { EpccError, readEpccErrors } from './errors.js'
+import { EpccError, readEpccErrors, scrubEpccText } from './errors.js'
 
 /** What the BFF reads from EPCC; shapes follow ../shared/reference/epcc-api.md §1. */
 export interface AccountAuthenticationSettings {
@@ -486,9 +486,12 @@ export class EpccClient {
         throw new EpccError(operation, 'unavailable', status, 'response is not JSON')
       }
     }
-    const detail = readEpccErrors(text)
-      .map((e) => e.title)
-      .join('; ')
+    const detail = scrubEpccText(
+      readEpccErrors(text)
+        .map((e) => e.title)
+        .join('; '),
+      sentValues(init),
+    )
     // 429 and 5xx are EPCC's trouble, not a verdict on the request (epcc-api.md §1.0).
     const kind = status === 429 || status >= 500 ? 'unavailable' : 'rejected'
     throw new EpccError(operation, kind, status, detail || `HTTP ${status}`)
@@ -499,6 +502,23 @@ export class EpccClient {
  * EPCC answered the settings read, and refused the store's implicit token there, with no way around it
  * configured: the message names the variables that fix it.
  */
+/** Every header value and every field value of the body a call sent: what EPCC's error text must not echo. */
+function sentValues(init: CallInit): string[] {
+  const values = Object.values(init.headers ?? {}).flatMap((v) => [v, v.replace(/^Bearer /i, '')])
+  if (!init.body) return values
+  try {
+    collectStrings(JSON.parse(init.body), values)
+  } catch {
+    for (const [, v] of new URLSearchParams(init.body)) values.push(v)
+  }
+  return values
+}
+
+function collectStrings(value: unknown, into: string[]): void {
+  if (typeof value === 'string') into.push(value)
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) collectStrings(v, into)
+}
+
 /** What a call sends besides its path: every EPCC call has a string body, if any. */
 interface CallInit {
   method?: 'GET' | 'POST'

@@ -43,3 +43,18 @@ export function readEpccErrors(text: string): EpccErrorEntry[] {
       }
     })
 }
+
+// A run of token characters long enough to be a credential, an id or a code (a JWT, an opaque token, a UUID,
+// a PKCE verifier), with at least one digit: no word of an English title looks like that.
+const TOKEN_SHAPED = /[A-Za-z0-9._~+/=-]{16,}/g
+
+/**
+ * EPCC's error text with anything that may be a secret taken out, before it goes into an error message, a log
+ * line or `/readyz`: EPCC, or a gateway in front of it, may echo what it was sent. Every value of `sent` (the
+ * bearer, the account token, the code, the verifier, a client secret) and every token-shaped run is replaced.
+ */
+export function scrubEpccText(text: string, sent: readonly string[]): string {
+  let out = text
+  for (const value of sent) if (value.length >= 4) out = out.split(value).join('[redacted]')
+  return out.replace(TOKEN_SHAPED, (run) => (/[0-9]/.test(run) ? '[redacted]' : run))
+}
