@@ -44,8 +44,11 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
   }
   const decodedPath = `/${decodedOut.join('/')}`
   const underPrefix = (prefix: string) => decodedPath === prefix || decodedPath.startsWith(`${prefix}/`)
-  // EPCC may match its paths without regard to case: `/v2/account-members/Tokens` is refused as well.
-  const lowerPath = decodedPath.toLowerCase()
+  // EPCC, or a router or gateway on the way, may match paths without regard to case, fold Unicode look-alikes
+  // (`ſ` for `s`, full-width letters), or trim what follows a name (`tokens.json`, `tokens%20`, a zero-width
+  // space): each segment is compared by the letters, digits, `-` and `_` it starts with, after NFKC folding
+  // and lower-casing, so that none of those reaches a token endpoint.
+  const lowerPath = `/${decodedOut.map(comparableSegment).join('/')}`
   const underRefused = (prefix: string) => lowerPath === prefix || lowerPath.startsWith(`${prefix}/`)
   if (NEVER_FORWARDED.some(underRefused) || !prefixes.some(underPrefix)) return undefined
   return `/${out.join('/')}`
@@ -64,6 +67,10 @@ export function upstreamTarget(basePath: string, path: string, query: string | u
   if (!query) return `${basePath}${path}`
   if (!QUERY_TO_ENCODE.test(query)) return `${basePath}${path}?${query}`
   return `${basePath}${path}${new URL(`?${query}`, 'http://epcc.invalid').search}`
+}
+
+function comparableSegment(segment: string): string {
+  return /^[a-z0-9_-]*/.exec(segment.normalize('NFKC').toLowerCase())?.[0] ?? ''
 }
 
 // RFC 9110 §7.6.1 hop-by-hop headers, and what a proxy must not pass on either way.

@@ -90,6 +90,28 @@ t.test('token endpoints are never forwarded, whatever the prefixes', async (t) =
   t.equal(upstreamPath('/v2/account-members/x/../tokens', wide), undefined, 'also through dot segments')
 })
 
+t.test('nor any look-alike a router might read as a token endpoint', async (t) => {
+  const wide = [...prefixes, '/oauth', '/v2/account-members']
+  for (const path of [
+    '/v2/account-members/tokens.json',
+    '/v2/account-members/tokens.',
+    '/v2/account-members/tokens%20',
+    '/v2/account-members/tokens%C2%A0',
+    '/v2/account-members/tokens%E2%80%8B',
+    '/v2/account-members/token%C5%BF',
+    '/v2/account-members/%EF%BD%94okens',
+    '/oauth%20/access_token',
+  ]) {
+    t.equal(upstreamPath(path, wide), undefined, path)
+  }
+  t.equal(
+    upstreamPath('/v2/account-members/tokens-history', wide),
+    '/v2/account-members/tokens-history',
+    'a longer name is another path',
+  )
+  t.equal(upstreamPath('/v2/account-members/abc', wide), '/v2/account-members/abc')
+})
+
 t.test("the browser's credentials, hop-by-hop headers and method overrides never reach EPCC", async (t) => {
   const out = forwardedRequestHeaders({
     accept: 'application/json',
