@@ -51,7 +51,11 @@ async function redisBytes(): Promise<Record<string, { keys: number; bytes: numbe
     for (const key of keys) {
       const kind = key.slice(prefix.length).split(':', 1)[0] ?? '?'
       const bytes = Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
-      const valueChars = await redis.strlen(key)
+      // The member index is a hash (one field per session): its characters are its fields' and values'.
+      const valueChars =
+        (await redis.type(key)) === 'hash'
+          ? Object.entries(await redis.hgetall(key)).reduce((n, [f, v]) => n + f.length + v.length, 0)
+          : await redis.strlen(key)
       out[kind] ??= { keys: 0, bytes: 0, valueChars: 0 }
       const entry = out[kind]
       entry.keys++

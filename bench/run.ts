@@ -51,9 +51,11 @@ const bffBuild = flagValue('bff') ?? DIST
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 const verbose = flag('verbose') !== undefined
+// --rate=<req/s>: every target of a group gets the same offered load instead of all it can serve.
+const rate = flagValue('rate') ? Number(flagValue('rate')) : undefined
 const load: LoadOptions = quick
-  ? { connections: 50, sliceS: 1, warmupS: 1, cycles: 2, verbose }
-  : { connections: 50, sliceS: 2, warmupS: 2, cycles: 6, verbose }
+  ? { connections: 50, sliceS: 1, warmupS: 1, cycles: 2, verbose, rate }
+  : { connections: 50, sliceS: 2, warmupS: 2, cycles: 6, verbose, rate }
 const MEMORY_SESSIONS = quick ? { 1: 200, 100: 60, 10000: 20 } : { 1: 1000, 100: 300, 10000: 100 }
 // Sessions logged in before the heap is measured: enough to fill the bounded memo of opened values
 // (src/session/sealed.ts: 4,096 values, 16 M characters), so that what is measured is what each further
@@ -599,7 +601,7 @@ async function main(): Promise<void> {
 
     const header = [
       `Run ${new Date().toISOString()} · Node ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
-      `${load.connections} connections, ${load.cycles} cycles of ${load.sliceS} s slices per group (order reversed every cycle), ${load.warmupS} s warm-up each${quick ? ' (--quick)' : ''}`,
+      `${load.connections} connections, ${load.cycles} cycles of ${load.sliceS} s slices per group (order reversed every cycle), ${load.warmupS} s warm-up each${quick ? ' (--quick)' : ''}${rate ? `, ${rate} req/s offered to every target (--rate)` : ', as many requests as each target serves'}`,
       'Headline: CPU µs per 2xx answer of the server process, and its ratio (lower is better) to the bare limit (a bare Fastify route with the same JSON; bare @fastify/http-proxy 11.6.3) and to the afternoon anchor (Fastify 5 + @fastify/cookie + @fastify/session 11.1.3 defaults, memory store or connect-redis 10, + @fastify/http-proxy); ratios on totals, per-cycle range in brackets.',
       `Servers: compiled JS, NODE_ENV=production, each in its own process; the BFF as src/server.ts builds it, with load shedding, rate limits and LOG_LEVEL=${process.env.BENCH_LOG_LEVEL ?? 'info'} (one line per request, read from a pipe).`,
       'Proxy upstream: a fixed `GET /v2/carts` page served by the bench (the simulator behind it for everything else).',

@@ -31,6 +31,11 @@ export interface LoadOptions {
   sliceS: number
   warmupS: number
   cycles: number
+  /**
+   * Requests per second offered to every target (autocannon's `overallRate`), instead of as many as the
+   * connections can send: CPU per request compared at one load that every target keeps up with.
+   */
+  rate?: number
   /** Print every slice (to stderr). */
   verbose?: boolean
   /** Run between slices (clearing the simulator's request log). */
@@ -46,13 +51,24 @@ export interface SliceResult {
 }
 
 /** One autocannon run against `target`, with the target process's CPU time over the same window. */
-export function slice(target: Target, seconds: number, connections: number): Promise<SliceResult> {
+export function slice(
+  target: Target,
+  seconds: number,
+  connections: number,
+  rate?: number,
+): Promise<SliceResult> {
   const latencies: number[] = []
   const cpuBefore = cpuMicros(target.pid)
   const started = performance.now()
   return new Promise((resolve, reject) => {
     const instance = autocannon(
-      { url: target.url, headers: target.headers ?? {}, connections, duration: seconds },
+      {
+        url: target.url,
+        headers: target.headers ?? {},
+        connections,
+        duration: seconds,
+        ...(rate ? { overallRate: rate } : {}),
+      },
       (err, result) => {
         if (err) return reject(err)
         const elapsed = (performance.now() - started) / 1000
@@ -112,7 +128,7 @@ function add(totals: Totals, s: SliceResult): void {
  */
 export async function alternate(targets: Target[], opts: LoadOptions): Promise<Totals[]> {
   for (const target of targets) {
-    await slice(target, opts.warmupS, opts.connections)
+    await slice(target, opts.warmupS, opts.connections, opts.rate)
     await opts.between?.()
   }
   const totals = targets.map((target) => empty(target.label))
@@ -121,7 +137,7 @@ export async function alternate(targets: Target[], opts: LoadOptions): Promise<T
   for (let cycle = 0; cycle < opts.cycles; cycle++) {
     for (const i of cycle % 2 === 0 ? forward : backward) {
       const target = targets[i]!
-      const s = await slice(target, opts.sliceS, opts.connections)
+      const s = await slice(target, opts.sliceS, opts.connections, opts.rate)
       add(totals[i]!, s)
       if (opts.verbose) {
         const rps = Math.round(s.requests / s.seconds)
