@@ -63,7 +63,8 @@ export default fp(
       return reply.code(500).send({ error: 'internal_error', message: 'Something went wrong on our side.' })
     })
 
-    app.setNotFoundHandler((_request, reply) => {
+    app.setNotFoundHandler((request, reply) => {
+      request.server.metrics.observeRequest(undefined, request.method, 404, reply.elapsedTime)
       reply.code(404).send({ error: 'not_found', message: 'No such route.' })
     })
   },

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Metrics } from '../src/metrics.js'
+import { addRouteHook } from '../src/route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -16,9 +17,14 @@ export default fp(
   async (app) => {
     const metrics = new Metrics()
     app.decorate('metrics', metrics)
-    app.addHook('onResponse', (request, reply, done) => {
-      metrics.observeRequest(request.routeOptions.url, request.method, reply.statusCode, reply.elapsedTime)
-      done()
+    // Each route observes itself under its own pattern, known as it is declared; what no route matched is
+    // observed by the not-found handler (plugins/errors.ts) as `unmatched`.
+    app.addHook('onRoute', (route) => {
+      const pattern = route.url
+      addRouteHook(route, 'onResponse', (request, reply, done) => {
+        metrics.observeRequest(pattern, request.method, reply.statusCode, reply.elapsedTime)
+        done()
+      })
     })
   },
   { name: 'metrics' },

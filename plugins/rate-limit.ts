@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
+import { addRouteHook } from '../src/route-hooks.js'
 import { connectRedis } from '../src/session/redis-connection.js'
 
 declare module 'fastify' {
@@ -21,6 +22,8 @@ const rateLimited = (after: string) =>
 
 /** IPv6 clients are keyed by their /64: one host usually holds a whole /64 and can rotate through it. */
 const IPV6_SUBNET = 64
+/** Session-limit keys remembered for the cookies they hash (a cookie is about 100 characters). */
+const REMEMBERED_SESSION_KEYS = 10_000
 /** Counters kept per limit in process memory (without Redis); the least recently used go first. */
 const LOCAL_COUNTERS = 50_000
 
@@ -63,13 +66,22 @@ export default fp(
       const header = request.headers.cookie
       return header ? fastifyCookie.parse(header)[cookieName] : undefined
     }
+    // A browser sends the same cookie on every request: its key is remembered (bounded, oldest first out).
+    const sessionKeys = new Map<string, string>()
+    const sessionKey = (cookie: string) => {
+      let key = sessionKeys.get(cookie)
+      if (key === undefined) {
+        key = `session:${hash('sha256', cookie, 'base64url').slice(0, 22)}`
+        if (sessionKeys.size >= REMEMBERED_SESSION_KEYS)
+          sessionKeys.delete(sessionKeys.keys().next().value ?? '')
+        sessionKeys.set(cookie, key)
+      }
+      return key
+    }
     const bySession = app.createRateLimit({
       max: perSession,
       timeWindow: 60_000,
-      keyGenerator: (request) => {
-        const cookie = sessionCookie(request) ?? ''
-        return `session:${hash('sha256', cookie, 'base64url').slice(0, 22)}`
-      },
+      keyGenerator: (request) => sessionKey(sessionCookie(request) ?? ''),
     })
     const byAddress = app.createRateLimit({
       max: perAddress,
@@ -86,10 +98,13 @@ export default fp(
         }
       }
     }
-    // Registered before the session plugin, so that a request over its limit costs no session read.
-    app.addHook('onRequest', (request, reply, done) => {
-      if (!request.routeOptions.config?.apiRateLimit) return done()
-      limit(request, reply).then(() => done(), done)
+    // On the routes that opt in only. Added as each route is declared, before the session plugin adds its
+    // read: a request over its limit costs no session read.
+    app.addHook('onRoute', (route) => {
+      if (!route.config?.apiRateLimit) return
+      addRouteHook(route, 'onRequest', (request, reply, done) => {
+        limit(request, reply).then(() => done(), done)
+      })
     })
   },
   { name: 'rate-limit', dependencies: ['config'] },

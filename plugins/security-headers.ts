@@ -40,11 +40,11 @@ export default fp(
       crossOriginResourcePolicy: { policy: 'same-site' },
     })
     app.decorate('securityHeaders', headers)
-    // The BFF's own answers are never cached (contract §3); a proxied answer keeps EPCC's Cache-Control.
-    // Set as the request comes, with the rest: a route that means another Cache-Control sets its own.
-    const ownAnswers = Object.freeze({ ...headers, 'cache-control': 'no-store' })
-    app.addHook('onRequest', (request, reply, done) => {
-      reply.headers(request.routeOptions.config?.proxied ? headers : ownAnswers)
+    // The BFF's own answers are never cached (contract §3). Set as the request comes, with the rest: a route
+    // that means another Cache-Control sets its own (a proxied answer takes EPCC's, routes/proxy.ts).
+    const withNoStore = Object.freeze({ ...headers, 'cache-control': 'no-store' })
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.headers(withNoStore)
       done()
     })
   },

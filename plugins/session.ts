@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.js'
 import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
 import { type RevokedBy, sessionRevoker } from '../src/revocation.js'
+import { addRouteHook } from '../src/route-hooks.js'
 import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
@@ -93,9 +94,10 @@ export default fp(
     })
 
     app.decorateRequest<BrowserSession | null>('session', null)
+    // Every route but the sessionless ones reads the cookie, after the rate limits (plugins/rate-limit.ts).
     // Callback-style: no promise per request for the common case of no cookie.
-    app.addHook('onRequest', (request, reply, done) => {
-      const raw = request.routeOptions.config.sessionless ? undefined : request.cookies[cfg.cookieName]
+    const readSession: onRequestHookHandler = (request, reply, done) => {
+      const raw = request.cookies[cfg.cookieName]
       if (raw === undefined) {
         request.session = NONE
         done()
@@ -118,9 +120,12 @@ export default fp(
         }
         done()
       }, done)
+    }
+    app.addHook('onRoute', (route) => {
+      if (!route.config?.sessionless) addRouteHook(route, 'onRequest', readSession)
     })
   },
-  { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics'] },
+  { name: 'session', dependencies: ['config', 'store', 'epcc', 'metrics', 'rate-limit'] },
 )
 
 async function resealed(

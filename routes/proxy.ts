@@ -11,13 +11,6 @@ import {
   upstreamTarget,
 } from '../src/proxy.js'
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The response is EPCC's, passed through: the BFF adds none of its own headers. */
-    proxied?: boolean
-  }
-}
-
 /** Request bodies the proxy forwards (cart items, addresses, checkout) are small; this bounds them. */
 export const PROXY_BODY_LIMIT = 1024 * 1024
 // RFC 9110 §9.2.2: only these may be sent twice.
@@ -74,7 +67,7 @@ const proxy: FastifyPluginAsync = async (app) => {
     method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     url: '/api/epcc/*',
     bodyLimit: PROXY_BODY_LIMIT,
-    config: { proxied: true, apiRateLimit: true },
+    config: { apiRateLimit: true },
     schema: {
       summary: 'An EPCC call with the right tokens attached',
       description:
@@ -149,6 +142,8 @@ const proxy: FastifyPluginAsync = async (app) => {
         throw upstream(timedOut ? 504 : 502, 'Elastic Path did not answer; try again shortly.')
       }
       observe(String(response.statusCode))
+      // EPCC's Cache-Control, or none: not the BFF's own no-store.
+      reply.removeHeader('cache-control')
       return reply
         .code(response.statusCode)
         .headers(returnedResponseHeaders(response.headers))

@@ -1,9 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Writable } from 'node:stream'
 import AjvCompiler from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
 import adminPlugin from '../plugins/admin.js'
 import configPlugin from '../plugins/config.js'
 import corsPlugin from '../plugins/cors.js'
@@ -39,8 +39,11 @@ export const SERVER_LIMITS = {
 } as const
 
 export interface AppOptions {
-  /** Where log lines go (stdout by default); tests capture them to prove no secret is logged. */
-  logStream?: Writable
+  /**
+   * Where log lines go (synchronous stdout by default; the server passes `stdoutDestination()`); tests capture
+   * them to prove no secret is logged.
+   */
+  logStream?: DestinationStream
   /** The store under sessions; the bounded memory store by default. */
   kv?: KeyValueStore
   /**

@@ -1,5 +1,5 @@
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
-import type { LoggerOptions } from 'pino'
+import { type DestinationStream, type LoggerOptions, pino } from 'pino'
 
 interface LoggedRequest {
   id?: unknown
@@ -60,4 +60,14 @@ export class RequestLog extends LogController {
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
     else reply.log.info(line, 'request completed')
   }
+}
+
+/**
+ * Standard output, written asynchronously: lines logged while a write is under way go out together in the next
+ * one (one system call for many lines under load; at rest each line goes at once), and what is left is written
+ * synchronously as the process exits. Only a process killed outright (SIGKILL) can lose its last lines.
+ * @see https://getpino.io/#/docs/asynchronous
+ */
+export function stdoutDestination(): DestinationStream {
+  return pino.destination({ dest: 1, sync: false })
 }

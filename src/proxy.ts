@@ -70,7 +70,9 @@ export function upstreamTarget(basePath: string, path: string, query: string | u
 }
 
 function comparableSegment(segment: string): string {
-  return /^[a-z0-9_-]*/.exec(segment.normalize('NFKC').toLowerCase())?.[0] ?? ''
+  // NFKC leaves printable ASCII as it is: only a segment with other characters needs folding.
+  const folded = /^[\x20-\x7e]*$/.test(segment) ? segment : segment.normalize('NFKC')
+  return /^[a-z0-9_-]*/.exec(folded.toLowerCase())?.[0] ?? ''
 }
 
 // RFC 9110 §7.6.1 hop-by-hop headers, and what a proxy must not pass on either way.

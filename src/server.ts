@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { CONFIG_HELP, ConfigError, loadConfig } from './config.js'
+import { stdoutDestination } from './logger.js'
 
 /** The process: configuration, the app, graceful shutdown, listen. The only file that reads process.env. */
 async function main(): Promise<void> {
@@ -16,7 +17,7 @@ async function main(): Promise<void> {
     throw err
   }
 
-  const app = await buildApp(config)
+  const app = await buildApp(config, { logStream: stdoutDestination() })
   const drainMs = config.shutdownDrainS * 1000
   // On SIGTERM: readiness turns 503 at once and requests are still served for the drain period, so the load
   // balancer stops sending before we stop listening; then in-flight requests finish and the process exits.
