@@ -450,7 +450,11 @@ export class EpccClient {
     let status: number
     let text: string
     for (let tries = 1; ; tries++) {
-      const signal = AbortSignal.timeout(Math.max(1, deadline - this.now()))
+      // A timer cleared once the body is read, not AbortSignal.timeout (whose weakly held timers weigh on the
+      // garbage collector).
+      const aborter = new AbortController()
+      const signal = aborter.signal
+      const timer = setTimeout(() => aborter.abort(), Math.max(1, deadline - this.now())).unref()
       let retryAfter: string | string[] | undefined
       try {
         // undici's own request API, not fetch: no WHATWG streams or Headers objects per call, and it never
@@ -471,6 +475,8 @@ export class EpccClient {
           undefined,
           signal.aborted ? 'timed out' : 'network error',
         )
+      } finally {
+        clearTimeout(timer)
       }
       onStatus(status)
       const retryAfterMs = typeof retryAfter === 'string' ? Number(retryAfter) * 1000 : Number.NaN
