@@ -40,15 +40,17 @@ export interface StartOptions {
 
 /**
  * Starts `script` in its own Node process with an IPC channel, so that its CPU time is its own. stdout is a
- * pipe that this process reads and drops, as a container runtime reads a server's log (the BFF runs at
- * LOG_LEVEL=info as shipped: one line per request); stderr is passed through.
+ * pipe into a `cat > /dev/null` of its own, as a container runtime reads a server's log in a process of its
+ * own (the BFF runs at LOG_LEVEL=info as shipped: one line per request). Not read here: this process is the
+ * load generator, and waking it for log lines would slow the clients down. stderr is passed through.
  */
 export function startNode(script: string, opts: StartOptions = {}): ChildProcess {
+  const sink = spawn('cat', [], { stdio: ['pipe', 'ignore', 'ignore'] })
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...(opts.args ?? [])], {
     env: { PATH: process.env.PATH ?? '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    stdio: ['ignore', sink.stdin, 'inherit', 'ipc'],
   })
-  child.stdout?.resume()
+  child.once('exit', () => sink.kill())
   children.add(child)
   child.once('exit', () => children.delete(child))
   return child
