@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Metrics } from '../src/metrics.js'
-import { addRouteHook } from '../src/route-hooks.js'
+import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -4,8 +4,8 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
-import { addRouteHook } from '../src/route-hooks.js'
 import { connectRedis } from '../src/session/redis-connection.js'
+import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

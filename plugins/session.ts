@@ -6,12 +6,12 @@ import { type BffError, sessionReplaced, unauthenticated } from '../src/errors.j
 import { LoginTransactions, MAX_PENDING_LOGINS } from '../src/login.js'
 import { MemberSessions, SessionExpiredError } from '../src/member-sessions.js'
 import { type RevokedBy, sessionRevoker } from '../src/revocation.js'
-import { addRouteHook } from '../src/route-hooks.js'
 import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
 import { SessionSigner } from '../src/session/signer.js'
 import { describeClient } from '../src/user-agent.js'
+import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
