@@ -4,7 +4,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
-import { connectRedis } from '../src/session/redis-connection.js'
+import { connectRedis, ReadyWait } from '../src/session/redis-connection.js'
 import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
@@ -26,6 +26,8 @@ const IPV6_SUBNET = 64
 const REMEMBERED_SESSION_KEYS = 10_000
 /** Counters kept per limit in process memory (without Redis); the least recently used go first. */
 const LOCAL_COUNTERS = 50_000
+/** How long the start waits for the limiter's Redis connection (a Sentinel is asked first, then the master). */
+const STARTUP_WAIT_MS = 3000
 
 /**
  * Rate limits, keyed by `request.ip` (so `TRUST_PROXY` decides whether `X-Forwarded-For` counts), IPv6
@@ -45,7 +47,17 @@ export default fp(
     }
     const redis = app.config.redis ? connectRedis(app.config.redis) : undefined
     redis?.on('error', () => {}) // reported by the session store's client; the limiter fails open
-    if (redis) app.addHook('onClose', async () => redis.disconnect())
+    if (redis) {
+      // The limiter's commands do not queue while the connection is down (they fail, and the request passes
+      // uncounted): wait for the connection before listening, so that counting starts with the first request.
+      const ready = new ReadyWait(redis)
+      app.addHook('onReady', async () => {
+        if (!(await ready.within(STARTUP_WAIT_MS))) {
+          app.log.warn('Rate limits: Redis is not reachable yet; requests pass uncounted until it is.')
+        }
+      })
+      app.addHook('onClose', async () => redis.disconnect())
+    }
     await app.register(rateLimit, {
       global: false,
       max: app.config.rateLimitPerMinute,

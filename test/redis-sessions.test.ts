@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomInt } from 'node:crypto'
+import { connect, createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
@@ -124,4 +126,39 @@ t.test(
 
 t.test('the default SESSION_SECRET of the harness differs from the rotation secrets', async (t) => {
   t.not(SESSION_SECRET, OLD)
+})
+
+t.test('rate limits count from the first request, even when Redis is slow to connect at start', async (t) => {
+  // A relay that holds every new connection to Redis for a while before it passes bytes, as a Sentinel lookup
+  // or a TLS handshake to a managed Redis does. Without the start waiting for the limiter's connection, the
+  // first requests pass uncounted and the fourth login start gets through.
+  const relay = createServer((client) => {
+    client.pause()
+    const hold = setTimeout(() => {
+      const upstream = connect(Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname)
+      upstream.on('error', () => client.destroy())
+      client.on('error', () => upstream.destroy())
+      client.pipe(upstream).pipe(client)
+      client.resume()
+    }, 300) // under the 500 ms command timeout, which the connection's ready check also has
+    client.on('close', () => clearTimeout(hold))
+  })
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => relay.close())
+  const address = relay.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  const stack = await startStack(t, {
+    env: { REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_PER_MINUTE: '3', TRUST_PROXY: '127.0.0.1' },
+  })
+  // A client address of this run's own: the counters live in the Redis that other test files share.
+  const client = `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) {
+    const response = await fetch(`${stack.bff}/auth/login`, {
+      redirect: 'manual',
+      headers: { 'x-forwarded-for': client },
+    })
+    statuses.push(response.status)
+  }
+  t.same(statuses, [302, 302, 302, 429], 'the fourth login start within a minute is refused')
 })
