@@ -90,6 +90,20 @@ const HOP_BY_HOP = new Set([
 
 const METHOD_OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 
+/**
+ * Headers some servers and gateways read as the request's real path or host (IIS and Symfony's
+ * `X-Original-URL`/`X-Rewrite-URL`, a few proxies' `X-Host`): honoured anywhere behind EPCC's edge, they would
+ * take a request the proxy judged by its path to another path, a token endpoint among them.
+ */
+const TARGET_OVERRIDES = new Set([
+  'x-original-url',
+  'x-rewrite-url',
+  'x-override-url',
+  'x-original-uri',
+  'x-host',
+  'x-original-host',
+])
+
 /** The browser's credentials: dropped, and replaced by the BFF's own (contract §3.2). */
 export const BROWSER_CREDENTIALS = [
   'Cookie',
@@ -177,8 +191,10 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
       name.startsWith('x-forwarded-') ||
       name === 'forwarded' ||
       name === 'x-real-ip' ||
-      // A method override would let a GET that the proxy judged act as a POST or DELETE at EPCC.
-      METHOD_OVERRIDES.has(name)
+      // A method or target override would let a request that the proxy judged by its method and path act
+      // as another method, or on another path, at EPCC.
+      METHOD_OVERRIDES.has(name) ||
+      TARGET_OVERRIDES.has(name)
     ) {
       continue
     }

@@ -50,6 +50,8 @@ t.test('proxy headers', async (t) => {
         'x-moltin-customer-token': 'a-customer-token',
         'x-moltin-auth-store': 'another-store',
         'ep-account-management-authentication-token': 'forged',
+        'x-original-url': '/oauth/access_token',
+        'x-http-method-override': 'DELETE',
       },
     })
     t.equal(response.status, 200)
@@ -63,6 +65,8 @@ t.test('proxy headers', async (t) => {
     t.not(call?.headers['ep-account-management-authentication-token'], 'forged')
     t.notOk(call?.headers['x-moltin-customer-token'])
     t.notOk(call?.headers['x-moltin-auth-store'])
+    t.notOk(call?.headers['x-original-url'], 'no path override')
+    t.notOk(call?.headers['x-http-method-override'], 'no method override')
   })
 
   t.test('a cart created with X-Moltin-Currency carries that currency at EPCC', async (t) => {
