@@ -6,13 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import { request } from 'undici'
-import { startEpccSimulator } from '../../dev/epcc-sim/index.js'
-import { freePort } from '../../dev/net.js'
-import { buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
-import { MemoryKeyValueStore } from '../../src/session/kv.js'
-import { isPendingLoginKey } from '../../src/session/records.js'
-import { FRONTEND, LogCapture, SESSION_SECRET, type Stack } from './stack.js'
+import { type Deployment, type LogCapture, type Stack, startStack } from './stack.js'
 
 export interface Seen {
   method: string
@@ -44,83 +38,67 @@ export async function startServer(
   }
 }
 
+export interface MitmOptions {
+  env?: Record<string, string>
+  /** Rules in place before the BFF starts (its first realm load passes through them). */
+  rules?: Rule[]
+  /** A path EPCC_BASE_URL carries in front of the simulator's paths (a gateway's prefix). */
+  epccPath?: string
+  deployment?: Deployment
+}
+
+/**
+ * The harness's stack (startStack) with a man-in-the-middle as EPCC: every call the BFF makes to "EPCC" is
+ * recorded in `seen` and offered to `rules` (in order) before it goes on to the simulator.
+ */
 export async function mitmStack(
   t: Test,
-  env: Record<string, string> = {},
-  initial: Rule[] = [],
-  epccPath = '',
+  opts: MitmOptions = {},
 ): Promise<{ stack: Stack; rules: Rule[]; seen: Seen[]; logs: LogCapture }> {
-  const port = await freePort()
-  const publicUrl = `http://127.0.0.1:${port}`
-  const sim = await startEpccSimulator({ idp: 'direct', redirectUris: [`${publicUrl}/oauth2/callback`] })
-  t.teardown(() => sim.close())
-  const rules: Rule[] = [...initial]
+  const epccPath = opts.epccPath ?? ''
+  const rules: Rule[] = [...(opts.rules ?? [])]
   const seen: Seen[] = []
-  const mitm = await startServer(async (req, res, body) => {
-    const s: Seen = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body }
-    seen.push(s)
-    for (const rule of rules) if (await rule(s, res)) return
-    const headers = { ...req.headers }
-    delete headers.host
-    delete headers.connection
-    delete headers['content-length']
-    delete headers['transfer-encoding']
-    try {
-      const forwardPath = epccPath && s.url.startsWith(epccPath) ? s.url.slice(epccPath.length) : s.url
-      const up = await request(`${sim.apiUrl}${forwardPath}`, {
-        method: s.method as 'GET',
-        headers,
-        body: body === '' ? undefined : body,
-      })
-      const text = await up.body.text()
-      const out: Record<string, string | string[]> = {}
-      for (const [k, v] of Object.entries(up.headers)) {
-        if (
-          v !== undefined &&
-          !['connection', 'transfer-encoding', 'content-length', 'keep-alive'].includes(k)
-        )
-          out[k] = v
+  const front = async (apiUrl: string) => {
+    const mitm = await startServer(async (req, res, body) => {
+      const s: Seen = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body }
+      seen.push(s)
+      for (const rule of rules) if (await rule(s, res)) return
+      const headers = { ...req.headers }
+      delete headers.host
+      delete headers.connection
+      delete headers['content-length']
+      delete headers['transfer-encoding']
+      try {
+        const forwardPath = epccPath && s.url.startsWith(epccPath) ? s.url.slice(epccPath.length) : s.url
+        const up = await request(`${apiUrl}${forwardPath}`, {
+          method: s.method as 'GET',
+          headers,
+          body: body === '' ? undefined : body,
+        })
+        const text = await up.body.text()
+        const out: Record<string, string | string[]> = {}
+        for (const [k, v] of Object.entries(up.headers)) {
+          if (
+            v !== undefined &&
+            !['connection', 'transfer-encoding', 'content-length', 'keep-alive'].includes(k)
+          )
+            out[k] = v
+        }
+        res.writeHead(up.statusCode, out).end(text)
+      } catch (err) {
+        res.writeHead(599).end(String(err))
       }
-      res.writeHead(up.statusCode, out).end(text)
-    } catch (err) {
-      res.writeHead(599).end(String(err))
-    }
-  })
-  t.teardown(() => mitm.close())
-  const logs = new LogCapture()
-  const app = await buildApp(
-    loadConfig(
-      {
-        EPCC_BASE_URL: `${mitm.url}${epccPath}`,
-        EPCC_CLIENT_ID: sim.clientId,
-        EPCC_CLIENT_SECRET: sim.clientSecret,
-        PUBLIC_URL: publicUrl,
-        FRONTEND_URL: FRONTEND,
-        SESSION_SECRET,
-        EPCC_TIMEOUT_MS: '1500',
-        LOG_LEVEL: 'debug',
-        ...env,
-      },
-      '/nonexistent',
-    ),
-    { logStream: logs, kv: new MemoryKeyValueStore({ isPending: isPendingLoginKey }), loadShedding: false },
-  )
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port })
-  await app.realm.refresh().catch(() => {})
-  const stack: Stack = {
-    sim,
-    app,
-    bff: publicUrl,
-    publicUrl,
-    logs,
-    deployment: 'http',
-    countKeys: async () => 0,
-    replica: async () => {
-      throw new Error('no replica')
-    },
+    })
+    t.teardown(() => mitm.close())
+    return `${mitm.url}${epccPath}`
   }
-  return { stack, rules, seen, logs }
+  const stack = await startStack(t, {
+    deployment: opts.deployment,
+    env: { LOG_LEVEL: 'debug', ...opts.env },
+    epccFront: front,
+    realmMayFail: true,
+  })
+  return { stack, rules, seen, logs: stack.logs }
 }
 
 /** Every secret-looking value the MITM saw go to "EPCC": bearer tokens, account tokens, code, verifier, secret. */
