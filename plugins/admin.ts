@@ -28,7 +28,13 @@ export default fp(
       const digest = createHash('sha256')
         .update(given ?? '')
         .digest()
-      done(given !== undefined && timingSafeEqual(digest, expected) ? undefined : unauthorized())
+      if (given !== undefined && timingSafeEqual(digest, expected)) return done()
+      // An audit line per refusal (the rate limit bounds how many): who knocked, never what they sent.
+      request.log.warn(
+        { ip: request.ip, reason: given === undefined ? 'no bearer token' : 'wrong token' },
+        'admin refused',
+      )
+      done(unauthorized())
     })
   },
   { name: 'admin', dependencies: ['config'] },

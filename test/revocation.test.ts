@@ -319,6 +319,20 @@ t.test('the administration API', async (t) => {
         t.equal(((await response.json()) as { error: string }).error, 'unauthorized')
       }
     }
+    const refusals = stack.logs.entries().filter((e) => e.msg === 'admin refused')
+    t.equal(refusals.length, tries.length * 2, 'every refusal is an audit line')
+    t.same(
+      [...new Set(refusals.map((e) => `${e.level} ${e.ip} ${e.reason}`))].sort(),
+      ['40 127.0.0.1 no bearer token', '40 127.0.0.1 wrong token'],
+      'at warn level, with the client address and why',
+    )
+    t.same(
+      tries
+        .flatMap(([, headers]) => headers.authorization?.split(' ')[1] ?? [])
+        .filter((sent) => sent.length > 0 && stack.logs.text.includes(sent)),
+      [],
+      'never with what was sent',
+    )
     const badId = await admin(stack.bff, 'not-a-member-id', {}, 'wrong')
     t.equal(badId.status, 401, 'the token is checked before anything else')
     const malformed = await admin(stack.bff, 'not-a-member-id')
