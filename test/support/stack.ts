@@ -144,8 +144,18 @@ export async function startStack(t: Test, opts: StackOptions = {}): Promise<Stac
     const actual = typeof address === 'object' && address ? address.port : listenPort
     return { app, bff: `http://127.0.0.1:${actual}${basePath}` }
   }
-  const loadRealm = (app: FastifyInstance) =>
-    opts.realmMayFail ? app.realm.refresh().catch(() => {}) : app.realm.refresh()
+  const loadRealm = async (app: FastifyInstance) => {
+    if (opts.realmMayFail) return app.realm.refresh().catch(() => {})
+    // Setup, not an assertion: on a loaded machine the simulator (in this process) may miss the 1.5 s EPCC
+    // budget once, and the BFF would load the realm again by itself a moment later.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await app.realm.refresh()
+      } catch (err) {
+        if (attempt === 3) throw err
+      }
+    }
+  }
   const first = await start(baseEnv, port, kvFor(opts.kv ?? memory))
   await loadRealm(first.app)
   let bff = first.bff
