@@ -27,6 +27,36 @@ t.test('session and proxy routes are rate limited per session', async (t) => {
   t.equal((await fetch(`${stack.bff}/healthz`)).status, 200, 'probes are not limited')
 })
 
+t.test('a cookie the BFF did not sign spends only its address budget, and is not remembered', async (t) => {
+  const stack = await startStack(t, { env: { API_RATE_LIMIT_PER_SESSION: '2' } })
+  const { browser } = await signedIn(stack, 1)
+  for (let i = 0; i < 2; i++) t.equal((await api(stack, browser, '/session')).status, 200)
+  await expectRateLimited(
+    t,
+    await api(stack, browser, '/session'),
+    'the signed-in session is over its budget',
+  )
+
+  // Forged cookies (here 8 KiB each, a fresh one per request): none takes a session counter, so none can push
+  // a real session's counter out, and none is kept in memory to find its counter again.
+  const big = 'x'.repeat(8 * 1024)
+  for (let i = 0; i < 5; i++) {
+    const response = await fetch(`${stack.bff}/session`, {
+      headers: { ...API, cookie: `epcc-bff=${i}${big}` },
+    })
+    t.not(response.status, 429, `forged cookie ${i}: not limited as a session`)
+  }
+  const sameForged = { ...API, cookie: `epcc-bff=forged.${'A'.repeat(43)}` }
+  for (let i = 0; i < 4; i++) {
+    t.not(
+      (await fetch(`${stack.bff}/session`, { headers: sameForged })).status,
+      429,
+      'one forged cookie, again',
+    )
+  }
+  await expectRateLimited(t, await api(stack, browser, '/session'), 'the real session is still limited')
+})
+
 t.test('session and proxy routes are rate limited per client address, IPv6 by /64', async (t) => {
   const stack = await startStack(t, { env: { API_RATE_LIMIT_PER_ADDRESS: '3', TRUST_PROXY: 'true' } })
   const from = (address: string, path = '/api/epcc/v2/carts/c1') =>
