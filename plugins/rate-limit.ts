@@ -59,6 +59,15 @@ export default fp(
       })
       app.addHook('onClose', async () => redis.disconnect())
     }
+    // @fastify/rate-limit gives each route limit (and each `createRateLimit`) a store of its own, sized by that
+    // route's options, not by the plugin's `cache`, which left every limit at its default of 5,000 counters:
+    // the routes that opt in get the size here, before the plugin's own `onRoute` reads their options.
+    app.addHook('onRoute', (route) => {
+      const own = route.config?.rateLimit
+      if (own && typeof own === 'object') {
+        route.config = { ...route.config, rateLimit: { cache: LOCAL_COUNTERS, ...own } }
+      }
+    })
     await app.register(rateLimit, {
       global: false,
       max: app.config.rateLimitPerMinute,
@@ -96,13 +105,17 @@ export default fp(
       }
       return key
     }
+    // `createRateLimit` passes `cache` on to its store like a route's options, though its type does not list it.
+    const localCounters: object = { cache: LOCAL_COUNTERS }
     const bySession = app.createRateLimit({
       max: perSession,
+      ...localCounters,
       timeWindow: 60_000,
       keyGenerator: (request) => sessionKey(sessionCookie(request) ?? ''),
     })
     const byAddress = app.createRateLimit({
       max: perAddress,
+      ...localCounters,
       timeWindow: 60_000,
       ipv6Subnet: IPV6_SUBNET,
     })
