@@ -5,6 +5,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
 import { connectRedis, ReadyWait } from '../src/session/redis-connection.js'
+import { SessionSigner } from '../src/session/signer.js'
 import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
@@ -58,6 +59,15 @@ export default fp(
       })
       app.addHook('onClose', async () => redis.disconnect())
     }
+    // @fastify/rate-limit gives each route limit (and each `createRateLimit`) a store of its own, sized by that
+    // route's options, not by the plugin's `cache`, which left every limit at its default of 5,000 counters:
+    // the routes that opt in get the size here, before the plugin's own `onRoute` reads their options.
+    app.addHook('onRoute', (route) => {
+      const own = route.config?.rateLimit
+      if (own && typeof own === 'object') {
+        route.config = { ...route.config, rateLimit: { cache: LOCAL_COUNTERS, ...own } }
+      }
+    })
     await app.register(rateLimit, {
       global: false,
       max: app.config.rateLimitPerMinute,
@@ -70,13 +80,18 @@ export default fp(
     })
 
     const { perSession, perAddress } = app.config.apiRateLimit
-    const { cookieName } = app.config.session
+    const { cookieName, secrets } = app.config.session
     // The session's counter is keyed by a hash of its cookie, counted before the session is read (and before
-    // @fastify/cookie parses cookies): the store never sees a session id in a key, and a forged cookie only
-    // spends the address's budget.
+    // @fastify/cookie parses cookies): the store never sees a session id in a key. Only a cookie the BFF signed
+    // has a counter: a forged one (any value, up to the 16 KiB of the headers, a fresh one per request) only
+    // spends the address's budget. Were it counted too, each would take a place among the remembered keys
+    // below (10,000 forged cookies of 16 KiB held 160 MB) and among the counters, pushing out the counter of
+    // a real session over its budget.
+    const signer = new SessionSigner(secrets)
     const sessionCookie = (request: FastifyRequest) => {
       const header = request.headers.cookie
-      return header ? fastifyCookie.parse(header)[cookieName] : undefined
+      const cookie = header ? fastifyCookie.parse(header)[cookieName] : undefined
+      return cookie !== undefined && signer.unsign(cookie).valid ? cookie : undefined
     }
     // A browser sends the same cookie on every request: its key is remembered (bounded, oldest first out).
     const sessionKeys = new Map<string, string>()
@@ -90,13 +105,17 @@ export default fp(
       }
       return key
     }
+    // `createRateLimit` passes `cache` on to its store like a route's options, though its type does not list it.
+    const localCounters: object = { cache: LOCAL_COUNTERS }
     const bySession = app.createRateLimit({
       max: perSession,
+      ...localCounters,
       timeWindow: 60_000,
       keyGenerator: (request) => sessionKey(sessionCookie(request) ?? ''),
     })
     const byAddress = app.createRateLimit({
       max: perAddress,
+      ...localCounters,
       timeWindow: 60_000,
       ipv6Subnet: IPV6_SUBNET,
     })

@@ -32,6 +32,8 @@ const proxy: FastifyPluginAsync = async (app) => {
   const origin = base.origin
   const basePath = base.pathname.replace(/\/$/, '')
   const mount = `${app.config.basePath}/api/epcc`
+  // The security headers every answer of the BFF carries (set as the request comes): EPCC's never replace them.
+  const ownHeaders = new Set(Object.keys(app.securityHeaders))
   const dispatcher = new Agent({
     connect: { timeout: cfg.timeoutMs },
     headersTimeout: cfg.timeoutMs,
@@ -73,7 +75,8 @@ const proxy: FastifyPluginAsync = async (app) => {
       description:
         'Forwarded to EPCC_BASE_URL/<path> (query kept) with the implicit token and, when signed in, the active ' +
         "account's token; the storefront's selector headers (EP-Channel, X-Moltin-Currency, …) pass, its " +
-        "credentials never. EPCC's status, headers (but Set-Cookie and Access-Control-*) and body come back " +
+        "credentials never. EPCC's status, headers (but Set-Cookie, Access-Control-*, the BFF's own security " +
+        'headers and those that act on its whole origin, such as Clear-Site-Data) and body come back ' +
         'unchanged. The BFF itself answers 404 not_found (path outside PROXY_PATH_PREFIXES), ' +
         '401 session_expired (cookie expired) or 401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
         'payload_too_large, 429 rate_limited (with Retry-After), 502/504 upstream_unavailable.',
@@ -154,7 +157,7 @@ const proxy: FastifyPluginAsync = async (app) => {
       reply.removeHeader('cache-control')
       return reply
         .code(response.statusCode)
-        .headers(returnedResponseHeaders(response.headers))
+        .headers(returnedResponseHeaders(response.headers, ownHeaders))
         .send(response.body)
     },
   })

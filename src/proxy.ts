@@ -204,11 +204,28 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
 }
 
 /**
- * EPCC's response headers that go back to the browser: all but `Set-Cookie`, hop-by-hop ones, and EPCC's own
- * `Access-Control-*` (the BFF's CORS policy decides what the browser may read, never EPCC's).
+ * Response headers that act on the whole origin the BFF serves, not on one answer: its stored state
+ * (`Clear-Site-Data` would sign the browser out), the hosts the browser reaches it through (`Alt-Svc`), and
+ * its policies (HSTS, a report-only CSP, `Permissions-Policy`). Only the BFF sets these, never EPCC.
+ */
+const ORIGIN_WIDE = new Set([
+  'clear-site-data',
+  'alt-svc',
+  'strict-transport-security',
+  'content-security-policy-report-only',
+  'permissions-policy',
+  'set-cookie2',
+])
+
+/**
+ * EPCC's response headers that go back to the browser: all but `Set-Cookie`, hop-by-hop ones, EPCC's own
+ * `Access-Control-*` (the BFF's CORS policy decides what the browser may read, never EPCC's), headers that
+ * act on the BFF's whole origin (`ORIGIN_WIDE`), and those in `own` — the security headers the BFF sets on
+ * every answer (CSP, `nosniff`, `X-Frame-Options`, …), which EPCC's must not replace or relax.
  */
 export function returnedResponseHeaders(
   upstream: Record<string, string | string[] | undefined>,
+  own: ReadonlySet<string> = new Set(),
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(upstream)) {
@@ -217,7 +234,9 @@ export function returnedResponseHeaders(
       value === undefined ||
       lower === 'set-cookie' ||
       HOP_BY_HOP.has(lower) ||
-      lower.startsWith('access-control-')
+      lower.startsWith('access-control-') ||
+      ORIGIN_WIDE.has(lower) ||
+      own.has(lower)
     )
       continue
     out[lower] = value

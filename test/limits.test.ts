@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
+import { Agent, request } from 'undici'
 import { SERVER_LIMITS } from '../src/app.js'
 import { StartedLogins } from '../src/login.js'
 import { MemoryKeyValueStore } from '../src/session/kv.js'
@@ -25,6 +26,61 @@ t.test('session and proxy routes are rate limited per session', async (t) => {
   const { browser: other } = await signedIn(stack, 1)
   t.equal((await api(stack, other, '/session')).status, 200, 'another session on the same address goes on')
   t.equal((await fetch(`${stack.bff}/healthz`)).status, 200, 'probes are not limited')
+})
+
+t.test('a cookie the BFF did not sign spends only its address budget, and is not remembered', async (t) => {
+  const stack = await startStack(t, { env: { API_RATE_LIMIT_PER_SESSION: '2' } })
+  const { browser } = await signedIn(stack, 1)
+  for (let i = 0; i < 2; i++) t.equal((await api(stack, browser, '/session')).status, 200)
+  await expectRateLimited(
+    t,
+    await api(stack, browser, '/session'),
+    'the signed-in session is over its budget',
+  )
+
+  // Forged cookies (here 8 KiB each, a fresh one per request): none takes a session counter, so none can push
+  // a real session's counter out, and none is kept in memory to find its counter again.
+  const big = 'x'.repeat(8 * 1024)
+  for (let i = 0; i < 5; i++) {
+    const response = await fetch(`${stack.bff}/session`, {
+      headers: { ...API, cookie: `epcc-bff=${i}${big}` },
+    })
+    t.not(response.status, 429, `forged cookie ${i}: not limited as a session`)
+  }
+  const sameForged = { ...API, cookie: `epcc-bff=forged.${'A'.repeat(43)}` }
+  for (let i = 0; i < 4; i++) {
+    t.not(
+      (await fetch(`${stack.bff}/session`, { headers: sameForged })).status,
+      429,
+      'one forged cookie, again',
+    )
+  }
+  await expectRateLimited(t, await api(stack, browser, '/session'), 'the real session is still limited')
+})
+
+t.test('each limit keeps 50,000 counters in process memory, not the plugin default of 5,000', async (t) => {
+  const stack = await startStack(t, { env: { RATE_LIMIT_PER_MINUTE: '1', TRUST_PROXY: 'true' } })
+  const callback = (address: string) =>
+    request(`${stack.bff}/oauth2/callback`, { dispatcher: agent, headers: { 'x-forwarded-for': address } })
+  const agent = new Agent({ connections: 8 })
+  t.teardown(() => agent.close())
+  const first = await callback('198.51.100.1')
+  await first.body.dump()
+  const second = await callback('198.51.100.1')
+  await second.body.dump()
+  t.equal(second.statusCode, 429, 'the address is over its budget')
+  // More addresses than the plugin's default cache holds, each with its own counter.
+  let next = 0
+  const others = async () => {
+    for (let n = next++; n < 5200; n = next++) {
+      const answer = await callback(`10.0.${n >> 8}.${n & 255}`)
+      await answer.body.dump()
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, others))
+  const again = await callback('198.51.100.1')
+  await again.body.dump()
+  t.equal(again.statusCode, 429, 'its counter was not pushed out by 5,200 others')
 })
 
 t.test('session and proxy routes are rate limited per client address, IPv6 by /64', async (t) => {

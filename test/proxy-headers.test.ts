@@ -1,6 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { Browser } from './support/browser.js'
+import { mitmStack } from './support/epcc-mitm.js'
 import { api, signedIn } from './support/flows.js'
 import { API, FRONTEND, type Stack, secretsSeen, startStack } from './support/stack.js'
 
@@ -228,4 +229,53 @@ t.test('proxy headers', async (t) => {
     t.ok(seen.size > 0)
     for (const secret of seen) t.notOk(stack.logs.text.includes(secret), 'log line with a token')
   })
+})
+
+t.test("EPCC's answer cannot relax the BFF origin's security headers or clear its state", async (t) => {
+  const { stack, rules } = await mitmStack(t)
+  // What a compromised or misconfigured EPCC edge could answer: HTML under looser policies of its own, and
+  // headers that act on the whole origin the BFF serves (its cookies, its HSTS, its alternative services).
+  rules.push((req, res) => {
+    if (!req.url.startsWith('/v2/carts/hostile')) return false
+    res.writeHead(200, {
+      'content-type': 'text/html',
+      'content-security-policy': "default-src *; script-src 'unsafe-inline'",
+      'content-security-policy-report-only': 'default-src *',
+      'x-frame-options': 'ALLOWALL',
+      'x-content-type-options': 'none',
+      'cross-origin-resource-policy': 'cross-origin',
+      'cross-origin-opener-policy': 'unsafe-none',
+      'referrer-policy': 'unsafe-url',
+      'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
+      'clear-site-data': '"cookies", "storage"',
+      'alt-svc': 'h3=":443"; ma=86400',
+      etag: '"kept"',
+    })
+    res.end('<script>alert(document.domain)</script>')
+    return true
+  })
+  const { browser } = await signedIn(stack, 1)
+  const response = await api(stack, browser, '/api/epcc/v2/carts/hostile')
+  t.equal(response.status, 200)
+  const own = stack.app.securityHeaders
+  for (const name of [
+    'content-security-policy',
+    'x-frame-options',
+    'x-content-type-options',
+    'cross-origin-resource-policy',
+    'cross-origin-opener-policy',
+    'referrer-policy',
+  ]) {
+    t.equal(response.headers.get(name), own[name], `${name}: the BFF's`)
+  }
+  for (const name of [
+    'content-security-policy-report-only',
+    'strict-transport-security',
+    'clear-site-data',
+    'alt-svc',
+  ]) {
+    t.equal(response.headers.get(name), null, `${name}: not EPCC's`)
+  }
+  t.equal(response.headers.get('etag'), '"kept"', "EPCC's other headers still come back")
+  t.equal((await api(stack, browser, '/session')).status, 200, 'still signed in')
 })
