@@ -5,7 +5,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { BffError } from '../src/errors.js'
 import { connectRedis, ReadyWait } from '../src/session/redis-connection.js'
-import { SessionSigner } from '../src/session/signer.js'
 import { addRouteHook } from './route-hooks.js'
 
 declare module 'fastify' {
@@ -80,14 +79,14 @@ export default fp(
     })
 
     const { perSession, perAddress } = app.config.apiRateLimit
-    const { cookieName, secrets } = app.config.session
+    const { cookieName } = app.config.session
     // The session's counter is keyed by a hash of its cookie, counted before the session is read (and before
     // @fastify/cookie parses cookies): the store never sees a session id in a key. Only a cookie the BFF signed
     // has a counter: a forged one (any value, up to the 16 KiB of the headers, a fresh one per request) only
     // spends the address's budget. Were it counted too, each would take a place among the remembered keys
     // below (10,000 forged cookies of 16 KiB held 160 MB) and among the counters, pushing out the counter of
     // a real session over its budget.
-    const signer = new SessionSigner(secrets)
+    const signer = app.sessionSigner
     const sessionCookie = (request: FastifyRequest) => {
       const header = request.headers.cookie
       const cookie = header ? fastifyCookie.parse(header)[cookieName] : undefined
@@ -138,5 +137,5 @@ export default fp(
       })
     })
   },
-  { name: 'rate-limit', dependencies: ['config'] },
+  { name: 'rate-limit', dependencies: ['config', 'store'] },
 )

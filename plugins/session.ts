@@ -9,7 +9,6 @@ import { type RevokedBy, sessionRevoker } from '../src/revocation.js'
 import { MemberSessionIndex } from '../src/session/member-index.js'
 import type { SessionPolicy, SignedIn } from '../src/session/model.js'
 import { type BrowserSession, type SessionRecord, SessionRecords } from '../src/session/records.js'
-import { SessionSigner } from '../src/session/signer.js'
 import { describeClient } from '../src/user-agent.js'
 import { addRouteHook } from './route-hooks.js'
 
@@ -68,7 +67,7 @@ export default fp(
     }
 
     await app.register(fastifyCookie)
-    const signer = new SessionSigner(cfg.secrets)
+    const signer = app.sessionSigner
     const records = new SessionRecords(app.kv, policy)
     app.decorate('sessionRecords', records)
     const logins = new LoginTransactions(app.kv, app.config.pendingLoginLimit)

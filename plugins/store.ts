@@ -4,6 +4,7 @@ import { StoreOutage } from '../src/session/outage.js'
 import { isPendingLoginKey } from '../src/session/records.js'
 import { RedisKeyValueStore } from '../src/session/redis.js'
 import { deriveSealingKeys, SealedKeyValueStore } from '../src/session/sealed.js'
+import { SessionSigner } from '../src/session/signer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,6 +12,12 @@ declare module 'fastify' {
     kv: KeyValueStore
     /** The store's current outage, if any: logged once as it starts and once as it ends. */
     storeOutage: StoreOutage
+    /**
+     * The session cookie's signature, from the same secrets as the sealing keys. One instance (one memo of
+     * recent cookies) for the rate limiter, which counts only signed cookies per session, and the session
+     * plugin, which reads them.
+     */
+    sessionSigner: SessionSigner
   }
 }
 
@@ -44,6 +51,7 @@ export default fp(
     if (inner instanceof MemoryKeyValueStore) app.metrics.countSessions(() => inner.count('sess:'))
     const kv = new SealedKeyValueStore(inner, deriveSealingKeys(app.config.session.secrets))
     app.decorate('kv', kv)
+    app.decorate('sessionSigner', new SessionSigner(app.config.session.secrets))
     app.addHook('onClose', async () => kv.close())
   },
   { name: 'store', dependencies: ['config', 'metrics'] },
