@@ -10,7 +10,8 @@ const UNSAFE_SEGMENT = /[^A-Za-z0-9\-._~!$&'()*+,=:@%]/
 /**
  * The EPCC path for a proxied request, or undefined when it must not be forwarded (contract §6 "Proxy").
  * `rawPath` is what follows `/api/epcc`, without the query. Each segment is percent-decoded for the checks:
- * an encoded `/`, `\`, `;` or `%` inside a segment (a second decoding on the way would read it otherwise),
+ * an encoded `/`, `\`, `;`, `%`, `?` or `#` inside a segment (a server that decodes before it splits off the
+ * query or fragment would read it otherwise),
  * an empty segment (`//host`), a raw unsafe character (`;`, `\`, …), or a dot segment climbing above the
  * root refuses the path; dot segments (also encoded, `%2e%2e`) are resolved; then a prefix must match whole
  * segments, case-sensitively, and no letter-case variant of a token endpoint passes. The forwarded path keeps each segment's
@@ -31,7 +32,7 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
       return undefined
     }
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-    if (/[/\\;%\u0000-\u001f\u007f]/.test(decoded)) return undefined
+    if (/[/\\;%?#\u0000-\u001f\u007f]/.test(decoded)) return undefined
     if (decoded === '.') continue
     if (decoded === '..') {
       if (out.length === 0) return undefined
