@@ -32,6 +32,11 @@ declare module 'fastify' {
      * request answered `401 session_expired`. An audit log line and a metric; the number ended.
      */
     revokeMemberSessions(memberId: string, by: RevokedBy, log: FastifyBaseLogger): Promise<number>
+    /**
+     * Ends the least recently used sessions of `memberId` beyond `MAX_SESSIONS_PER_MEMBER` (a login calls it
+     * once its session is listed), like a revocation: audit line and metric when any ended.
+     */
+    endSessionsBeyondLimit(memberId: string, log: FastifyBaseLogger): Promise<void>
     /** Sets the session cookie to `id`, with the one attribute set of the cookie (contract §2). */
     setSessionCookie(reply: FastifyReply, id: string): void
     /** Expires the session cookie, with the same name and attributes it is set with. */
@@ -79,11 +84,19 @@ export default fp(
     const index = new MemberSessionIndex(app.kv, records, policy)
     app.decorate('memberIndex', index)
     const revoke = sessionRevoker(index, memberSessions, logins)
-    app.decorate('revokeMemberSessions', async (memberId: string, by: RevokedBy, log: FastifyBaseLogger) => {
-      const revoked = await revoke(memberId)
+    const audit = (memberId: string, revoked: number, by: RevokedBy, log: FastifyBaseLogger) => {
       app.metrics.revokedSessions.inc({ by }, revoked)
       log.info({ memberId, revoked, by }, 'sessions revoked')
+    }
+    app.decorate('revokeMemberSessions', async (memberId: string, by: RevokedBy, log: FastifyBaseLogger) => {
+      const revoked = await revoke.all(memberId)
+      audit(memberId, revoked, by, log)
       return revoked
+    })
+    const { maxSessionsPerMember } = app.config
+    app.decorate('endSessionsBeyondLimit', async (memberId: string, log: FastifyBaseLogger) => {
+      const revoked = await revoke.beyondLimit(memberId, maxSessionsPerMember)
+      if (revoked > 0) audit(memberId, revoked, 'limit', log)
     })
     app.decorate('setSessionCookie', (reply: FastifyReply, id: string) => {
       reply.setCookie(cfg.cookieName, signer.sign(id), setAttributes)
@@ -380,6 +393,7 @@ export async function completeLogin(
   }
   await server.memberIndex.add(signedIn, result.id)
   if (previous) await Promise.all([server.memberSessions.end(previous), server.memberIndex.remove(previous)])
+  await server.endSessionsBeyondLimit(signedIn.member.id, request.log)
   request.session = { state: 'live', ...result }
   server.setSessionCookie(reply, result.id)
   return true

@@ -37,6 +37,7 @@ export const EnvSchema = Type.Object({
   API_RATE_LIMIT_PER_SESSION: Type.Integer({ minimum: 1, default: 600 }),
   API_RATE_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 3000 }),
   PENDING_LOGIN_LIMIT: Type.Integer({ minimum: 1, default: 20_000 }),
+  MAX_SESSIONS_PER_MEMBER: Type.Integer({ minimum: 1, default: 100 }),
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 4096 }),
   SHUTDOWN_DRAIN_S: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   HOST: Type.String({ default: '0.0.0.0' }),
@@ -89,6 +90,8 @@ export interface Config {
   apiRateLimit: { perSession: number; perAddress: number }
   /** Logins one process lets be pending at once (started in the last 10 minutes and not come back). */
   pendingLoginLimit: number
+  /** Live sessions one member may have; a login beyond it ends the least recently used. */
+  maxSessionsPerMember: number
   /** Open connections the server accepts at once; more are refused. */
   maxConnections: number
   /** Seconds between SIGTERM (readiness 503) and closing the listener. */
@@ -283,6 +286,7 @@ function buildConfig(raw: Env): { config?: Config; problems: string[] } {
     rateLimitPerMinute: raw.RATE_LIMIT_PER_MINUTE,
     apiRateLimit: { perSession: raw.API_RATE_LIMIT_PER_SESSION, perAddress: raw.API_RATE_LIMIT_PER_ADDRESS },
     pendingLoginLimit: raw.PENDING_LOGIN_LIMIT,
+    maxSessionsPerMember: raw.MAX_SESSIONS_PER_MEMBER,
     maxConnections: raw.MAX_CONNECTIONS,
     shutdownDrainS: raw.SHUTDOWN_DRAIN_S,
     host: raw.HOST,

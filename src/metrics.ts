@@ -41,7 +41,7 @@ export class Metrics {
   })
   readonly revokedSessions = new Counter({
     name: 'bff_sessions_revoked_total',
-    help: 'Sessions ended by a revocation, by who asked (member: sign out everywhere; operator: admin API)',
+    help: 'Sessions ended by a revocation, by who asked (member: sign out everywhere; operator: admin API; limit: a login beyond MAX_SESSIONS_PER_MEMBER)',
     labelNames: ['by'] as const,
     registers: [this.registry],
   })

@@ -57,7 +57,7 @@ async function main(): Promise<number> {
       index,
       sessions,
       new LoginTransactions(kv, config.pendingLoginLimit),
-    )(member)
+    ).all(member)
     log.info({ memberId: member, revoked, by: 'operator' }, 'sessions revoked')
     process.stdout.write(`${JSON.stringify({ revoked })}\n`)
     return 0

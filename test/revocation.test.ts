@@ -140,6 +140,52 @@ for (const deployment of ['http', 'redis'] as Deployment[]) {
         t.equal(await revokedMetric(stack, 'member'), 2, 'counted in /metrics')
       },
     )
+
+    t.test(
+      'a login beyond MAX_SESSIONS_PER_MEMBER ends that member’s least recently used session, no other',
+      async (t) => {
+        // An idle timeout of 20 s writes lastSeenAt back every 2 s: a session used since is "more recent".
+        const stack = await startStack(t, {
+          deployment,
+          env: { MAX_SESSIONS_PER_MEMBER: '2', SESSION_IDLE_TIMEOUT_S: '20' },
+        })
+        const ada = addMember(stack)
+        const bob = addMember(stack)
+        const first = await browserOf(stack, ada.id, CHROME_MAC)
+        const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
+        const other = await browserOf(stack, bob.id, SAFARI_IPHONE)
+        await sleep(2100)
+        t.equal((await api(stack, first, '/session')).status, 200, 'the first browser is used again')
+
+        const third = await browserOf(stack, ada.id, SAFARI_IPHONE)
+        t.same(
+          await proxiedAnswer(stack, second),
+          { status: 401, error: 'session_expired', cleared: true },
+          'the session unused the longest is signed out at its next request',
+        )
+        t.equal((await api(stack, first, '/session')).status, 200, 'the one used since stays')
+        t.equal((await api(stack, third, '/session')).status, 200, 'the new one works')
+        t.equal((await api(stack, other, '/session')).status, 200, 'another member is not touched')
+        t.same(
+          (await devices(stack, third)).data.map((d) => [d.client, d.current]),
+          [
+            ['Chrome on macOS', false],
+            ['Safari on iOS', true],
+          ],
+          'two sessions listed',
+        )
+        t.equal(await stack.countKeys('vault:'), 3, 'the ended session’s tokens are gone from the store')
+        t.same(
+          stack.logs
+            .entries()
+            .filter((e) => e.msg === 'sessions revoked')
+            .map((e) => [e.memberId, e.revoked, e.by]),
+          [[ada.id, 1, 'limit']],
+          'an audit line',
+        )
+        t.equal(await revokedMetric(stack, 'limit'), 1, 'counted in /metrics')
+      },
+    )
   })
 }
 

@@ -95,16 +95,49 @@ export class MemberSessionIndex {
     const key = memberKey(memberId)
     let revoked = 0
     for (const [vaultId, raw] of Object.entries(await this.kv.mapGetAll(key))) {
-      const entry = parseEntry(raw)
-      const record = entry ? await this.takeLive(entry.sid, vaultId) : undefined
-      await end(vaultId, record)
-      // A switch that was on its way may have written its new record meanwhile: it goes too.
-      const late = entry ? await this.takeLive(entry.sid, vaultId) : undefined
-      if (late) await end(vaultId, late)
-      await this.kv.mapDelete(key, vaultId)
-      if (record || late) revoked++
+      if (await this.endOne(key, vaultId, parseEntry(raw), end)) revoked++
     }
     return revoked
+  }
+
+  /**
+   * Ends the member's sessions beyond the `max` most recently used, the least recently used first (by
+   * `lastUsedAt`, then `createdAt`): a login calls it once its own session is listed, so that no member piles
+   * up sessions without bound. Fields of sessions past their deadline are removed on the way. The number of
+   * sessions ended.
+   */
+  async trim(memberId: string, max: number, end: EndRevoked): Promise<number> {
+    const key = memberKey(memberId)
+    const now = this.now()
+    const listed: Array<{ vaultId: string; entry: IndexEntry }> = []
+    for (const [vaultId, raw] of Object.entries(await this.kv.mapGetAll(key))) {
+      const entry = parseEntry(raw)
+      if (entry && entry.expiresAt > now) listed.push({ vaultId, entry })
+      else await this.kv.mapDelete(key, vaultId)
+    }
+    if (listed.length <= max) return 0
+    listed.sort((a, b) => a.entry.lastUsedAt - b.entry.lastUsedAt || a.entry.createdAt - b.entry.createdAt)
+    let ended = 0
+    for (const { vaultId, entry } of listed.slice(0, listed.length - max)) {
+      if (await this.endOne(key, vaultId, entry, end)) ended++
+    }
+    return ended
+  }
+
+  /** Ends the session `entry` of `vaultId` names and removes its field; true when a live session ended. */
+  private async endOne(
+    key: string,
+    vaultId: string,
+    entry: IndexEntry | undefined,
+    end: EndRevoked,
+  ): Promise<boolean> {
+    const record = entry ? await this.takeLive(entry.sid, vaultId) : undefined
+    await end(vaultId, record)
+    // A switch that was on its way may have written its new record meanwhile: it goes too.
+    const late = entry ? await this.takeLive(entry.sid, vaultId) : undefined
+    if (late) await end(vaultId, late)
+    await this.kv.mapDelete(key, vaultId)
+    return record !== undefined || late !== undefined
   }
 
   /**
