@@ -206,8 +206,11 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
 
 /**
  * Response headers that act on the whole origin the BFF serves, not on one answer: its stored state
- * (`Clear-Site-Data` would sign the browser out), the hosts the browser reaches it through (`Alt-Svc`), and
- * its policies (HSTS, a report-only CSP, `Permissions-Policy`). Only the BFF sets these, never EPCC.
+ * (`Clear-Site-Data` would sign the browser out), the hosts the browser reaches it through (`Alt-Svc`), its
+ * policies (HSTS, a report-only CSP, `Permissions-Policy`), and where the browser reports on it: `NEL` with
+ * `Report-To` is a policy for the whole origin, kept for `max_age`, under which the browser sends the URL of
+ * every request to the origin (a `success_fraction` of 1), `/oauth2/callback?code=…` among them, to the
+ * collector the header names. Only the BFF sets these, never EPCC.
  */
 const ORIGIN_WIDE = new Set([
   'clear-site-data',
@@ -216,6 +219,9 @@ const ORIGIN_WIDE = new Set([
   'content-security-policy-report-only',
   'permissions-policy',
   'set-cookie2',
+  'nel',
+  'report-to',
+  'reporting-endpoints',
 ])
 
 /**

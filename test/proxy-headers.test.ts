@@ -249,6 +249,10 @@ t.test("EPCC's answer cannot relax the BFF origin's security headers or clear it
       'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
       'clear-site-data': '"cookies", "storage"',
       'alt-svc': 'h3=":443"; ma=86400',
+      // Network Error Logging: reports of every request to the origin, URL included, to EPCC's collector.
+      nel: '{"report_to":"epcc","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
+      'report-to': '{"group":"epcc","max_age":31536000,"endpoints":[{"url":"https://collector.example/r"}]}',
+      'reporting-endpoints': 'default="https://collector.example/r"',
       etag: '"kept"',
     })
     res.end('<script>alert(document.domain)</script>')
@@ -273,6 +277,9 @@ t.test("EPCC's answer cannot relax the BFF origin's security headers or clear it
     'strict-transport-security',
     'clear-site-data',
     'alt-svc',
+    'nel',
+    'report-to',
+    'reporting-endpoints',
   ]) {
     t.equal(response.headers.get(name), null, `${name}: not EPCC's`)
   }
