@@ -6,6 +6,7 @@ import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
 import {
   forwardedRequestHeaders,
+  mergedVary,
   returnedResponseHeaders,
   upstreamPath,
   upstreamTarget,
@@ -155,10 +156,11 @@ const proxy: FastifyPluginAsync = async (app) => {
       observe(String(response.statusCode))
       // EPCC's Cache-Control, or none: not the BFF's own no-store.
       reply.removeHeader('cache-control')
-      return reply
-        .code(response.statusCode)
-        .headers(returnedResponseHeaders(response.headers, ownHeaders))
-        .send(response.body)
+      const returned = returnedResponseHeaders(response.headers, ownHeaders)
+      // The BFF's Vary (Origin, set with the CORS answer) stays, with EPCC's names added.
+      const vary = mergedVary(reply.getHeader('vary'), returned.vary)
+      if (vary) returned.vary = vary
+      return reply.code(response.statusCode).headers(returned).send(response.body)
     },
   })
 }

@@ -250,3 +250,21 @@ export function returnedResponseHeaders(
   }
   return out
 }
+
+/**
+ * The `Vary` of a proxied answer: the BFF's own (`Origin`, which its CORS answer depends on) and EPCC's, each
+ * name once. EPCC's alone would replace the BFF's, and a cache in front of the BFF could hand an answer
+ * allowed for one storefront origin to another.
+ */
+export function mergedVary(...values: Array<string | number | string[] | undefined>): string | undefined {
+  const names = new Map<string, string>()
+  for (const value of values.flat()) {
+    if (value === undefined) continue
+    for (const name of String(value).split(',')) {
+      const trimmed = name.trim()
+      if (trimmed === '*') return '*'
+      if (trimmed && !names.has(trimmed.toLowerCase())) names.set(trimmed.toLowerCase(), trimmed)
+    }
+  }
+  return names.size > 0 ? [...names.values()].join(', ') : undefined
+}

@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
+import { mergedVary } from '../src/proxy.js'
 import { Browser } from './support/browser.js'
 import { mitmStack } from './support/epcc-mitm.js'
 import { api, signedIn } from './support/flows.js'
@@ -285,4 +286,27 @@ t.test("EPCC's answer cannot relax the BFF origin's security headers or clear it
   }
   t.equal(response.headers.get('etag'), '"kept"', "EPCC's other headers still come back")
   t.equal((await api(stack, browser, '/session')).status, 200, 'still signed in')
+})
+
+t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t) => {
+  const { stack, rules } = await mitmStack(t)
+  rules.push((req, res) => {
+    if (!req.url.startsWith('/v2/carts/varied')) return false
+    res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' })
+    res.end('{"data":{}}')
+    return true
+  })
+  const { browser } = await signedIn(stack, 1)
+  const response = await api(stack, browser, '/api/epcc/v2/carts/varied', { headers: { origin: FRONTEND } })
+  t.equal(response.status, 200)
+  t.equal(response.headers.get('access-control-allow-origin'), FRONTEND)
+  // A cache in front of the BFF keys this answer, which allows FRONTEND only, by the Origin it was asked from.
+  const vary = (response.headers.get('vary') ?? '').split(',').map((name) => name.trim().toLowerCase())
+  t.same(vary.sort(), ['accept-encoding', 'origin'], 'Origin (the BFF) and Accept-Encoding (EPCC)')
+  t.equal(
+    mergedVary('Origin', ['accept-encoding, ORIGIN', 'X-Moltin-Currency']),
+    'Origin, accept-encoding, X-Moltin-Currency',
+  )
+  t.equal(mergedVary('Origin', '*'), '*')
+  t.equal(mergedVary(undefined, undefined), undefined)
 })
