@@ -268,3 +268,23 @@ export function mergedVary(...values: Array<string | number | string[] | undefin
   }
   return names.size > 0 ? [...names.values()].join(', ') : undefined
 }
+
+/** Directives that let a shared cache keep an answer; the BFF's `private` replaces them. */
+const SHARED_CACHE_DIRECTIVES = new Set(['public', 'private', 's-maxage', 'proxy-revalidate'])
+
+/**
+ * The `Cache-Control` of an answer EPCC gave to a member's token: `private`, with EPCC's other directives
+ * (`max-age`, `no-cache`, `no-store`, …). EPCC saw the token in a header, where a shared cache knows that an
+ * answer is someone's (RFC 9111 §3.5); in front of the BFF the request carries only a cookie, which no cache
+ * keys by: an answer EPCC let be cached (`max-age`, `public`) would be kept by a CDN or a proxy cache in front
+ * of the BFF and handed, at the same URL, to other browsers — a member's cart, addresses, account prices.
+ */
+export function privateCacheControl(upstream: string | string[] | undefined): string {
+  const kept: string[] = []
+  for (const directive of [upstream ?? []].flat().join(',').split(',')) {
+    const trimmed = directive.trim()
+    const name = trimmed.split('=')[0]?.trim().toLowerCase() ?? ''
+    if (trimmed && !SHARED_CACHE_DIRECTIVES.has(name)) kept.push(trimmed)
+  }
+  return ['private', ...kept].join(', ')
+}

@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
-import { mergedVary } from '../src/proxy.js'
+import { mergedVary, privateCacheControl } from '../src/proxy.js'
 import { Browser } from './support/browser.js'
 import { mitmStack } from './support/epcc-mitm.js'
 import { api, signedIn } from './support/flows.js'
@@ -302,11 +302,40 @@ t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t
   t.equal(response.headers.get('access-control-allow-origin'), FRONTEND)
   // A cache in front of the BFF keys this answer, which allows FRONTEND only, by the Origin it was asked from.
   const vary = (response.headers.get('vary') ?? '').split(',').map((name) => name.trim().toLowerCase())
-  t.same(vary.sort(), ['accept-encoding', 'origin'], 'Origin (the BFF) and Accept-Encoding (EPCC)')
+  t.same(
+    vary.sort(),
+    ['accept-encoding', 'cookie', 'origin'],
+    "Origin and Cookie (the BFF's: a member's answer) and Accept-Encoding (EPCC)",
+  )
   t.equal(
     mergedVary('Origin', ['accept-encoding, ORIGIN', 'X-Moltin-Currency']),
     'Origin, accept-encoding, X-Moltin-Currency',
   )
   t.equal(mergedVary('Origin', '*'), '*')
   t.equal(mergedVary(undefined, undefined), undefined)
+})
+
+t.test("an answer to a member's token is private, whatever caching EPCC allowed", async (t) => {
+  const { stack, rules } = await mitmStack(t)
+  rules.push((req, res) => {
+    if (!req.url.startsWith('/v2/carts/cacheable')) return false
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'cache-control': 'public, max-age=600, s-maxage=600',
+      vary: 'Accept-Encoding',
+    })
+    res.end('{"data":{"id":"a-members-cart"}}')
+    return true
+  })
+  const { browser } = await signedIn(stack, 1)
+  const member = await api(stack, browser, '/api/epcc/v2/carts/cacheable', { headers: { origin: FRONTEND } })
+  t.equal(member.status, 200)
+  // A CDN in front of the BFF keys by URL (and Origin), never by cookie: it must not keep this answer.
+  t.equal(member.headers.get('cache-control'), 'private, max-age=600', 'private; no public, no s-maxage')
+  t.match(member.headers.get('vary'), /\bCookie\b/i, "the browser's cache keeps it for this cookie only")
+  // Without a session, the store's public answer keeps EPCC's caching.
+  const anonymous = await api(stack, new Browser(), '/api/epcc/v2/carts/cacheable')
+  t.equal(anonymous.headers.get('cache-control'), 'public, max-age=600, s-maxage=600')
+  t.equal(privateCacheControl(undefined), 'private')
+  t.equal(privateCacheControl(['no-store', 'private="x", no-cache']), 'private, no-store, no-cache')
 })
