@@ -6,6 +6,8 @@ import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
 import {
   forwardedRequestHeaders,
+  mergedVary,
+  privateCacheControl,
   returnedResponseHeaders,
   upstreamPath,
   upstreamTarget,
@@ -155,10 +157,14 @@ const proxy: FastifyPluginAsync = async (app) => {
       observe(String(response.statusCode))
       // EPCC's Cache-Control, or none: not the BFF's own no-store.
       reply.removeHeader('cache-control')
-      return reply
-        .code(response.statusCode)
-        .headers(returnedResponseHeaders(response.headers, ownHeaders))
-        .send(response.body)
+      const returned = returnedResponseHeaders(response.headers, ownHeaders)
+      // An answer to a member's token is theirs: no shared cache keeps it, and the browser's own cache keeps
+      // it for this session's cookie only (not for the next member who signs in in this browser).
+      if (accountToken) returned['cache-control'] = privateCacheControl(returned['cache-control'])
+      // The BFF's Vary (Origin, set with the CORS answer) stays, with EPCC's names added.
+      const vary = mergedVary(reply.getHeader('vary'), returned.vary, accountToken ? 'Cookie' : undefined)
+      if (vary) returned.vary = vary
+      return reply.code(response.statusCode).headers(returned).send(response.body)
     },
   })
 }

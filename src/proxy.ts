@@ -206,8 +206,11 @@ export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<s
 
 /**
  * Response headers that act on the whole origin the BFF serves, not on one answer: its stored state
- * (`Clear-Site-Data` would sign the browser out), the hosts the browser reaches it through (`Alt-Svc`), and
- * its policies (HSTS, a report-only CSP, `Permissions-Policy`). Only the BFF sets these, never EPCC.
+ * (`Clear-Site-Data` would sign the browser out), the hosts the browser reaches it through (`Alt-Svc`), its
+ * policies (HSTS, a report-only CSP, `Permissions-Policy`), and where the browser reports on it: `NEL` with
+ * `Report-To` is a policy for the whole origin, kept for `max_age`, under which the browser sends the URL of
+ * every request to the origin (a `success_fraction` of 1), `/oauth2/callback?code=…` among them, to the
+ * collector the header names. Only the BFF sets these, never EPCC.
  */
 const ORIGIN_WIDE = new Set([
   'clear-site-data',
@@ -216,6 +219,9 @@ const ORIGIN_WIDE = new Set([
   'content-security-policy-report-only',
   'permissions-policy',
   'set-cookie2',
+  'nel',
+  'report-to',
+  'reporting-endpoints',
 ])
 
 /**
@@ -243,4 +249,42 @@ export function returnedResponseHeaders(
     out[lower] = value
   }
   return out
+}
+
+/**
+ * The `Vary` of a proxied answer: the BFF's own (`Origin`, which its CORS answer depends on) and EPCC's, each
+ * name once. EPCC's alone would replace the BFF's, and a cache in front of the BFF could hand an answer
+ * allowed for one storefront origin to another.
+ */
+export function mergedVary(...values: Array<string | number | string[] | undefined>): string | undefined {
+  const names = new Map<string, string>()
+  for (const value of values.flat()) {
+    if (value === undefined) continue
+    for (const name of String(value).split(',')) {
+      const trimmed = name.trim()
+      if (trimmed === '*') return '*'
+      if (trimmed && !names.has(trimmed.toLowerCase())) names.set(trimmed.toLowerCase(), trimmed)
+    }
+  }
+  return names.size > 0 ? [...names.values()].join(', ') : undefined
+}
+
+/** Directives that let a shared cache keep an answer; the BFF's `private` replaces them. */
+const SHARED_CACHE_DIRECTIVES = new Set(['public', 'private', 's-maxage', 'proxy-revalidate'])
+
+/**
+ * The `Cache-Control` of an answer EPCC gave to a member's token: `private`, with EPCC's other directives
+ * (`max-age`, `no-cache`, `no-store`, …). EPCC saw the token in a header, where a shared cache knows that an
+ * answer is someone's (RFC 9111 §3.5); in front of the BFF the request carries only a cookie, which no cache
+ * keys by: an answer EPCC let be cached (`max-age`, `public`) would be kept by a CDN or a proxy cache in front
+ * of the BFF and handed, at the same URL, to other browsers — a member's cart, addresses, account prices.
+ */
+export function privateCacheControl(upstream: string | string[] | undefined): string {
+  const kept: string[] = []
+  for (const directive of [upstream ?? []].flat().join(',').split(',')) {
+    const trimmed = directive.trim()
+    const name = trimmed.split('=')[0]?.trim().toLowerCase() ?? ''
+    if (trimmed && !SHARED_CACHE_DIRECTIVES.has(name)) kept.push(trimmed)
+  }
+  return ['private', ...kept].join(', ')
 }
