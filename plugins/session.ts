@@ -95,7 +95,12 @@ export default fp(
     })
     const { maxSessionsPerMember } = app.config
     app.decorate('endSessionsBeyondLimit', async (memberId: string, log: FastifyBaseLogger) => {
-      const revoked = await revoke.beyondLimit(memberId, maxSessionsPerMember)
+      // After the login's session exists: a store that fails here must not fail the login (its cookie would
+      // never be set). The next login applies the limit again.
+      const revoked = await revoke.beyondLimit(memberId, maxSessionsPerMember).catch((err: unknown) => {
+        log.warn({ memberId, err: err instanceof Error ? err.name : 'unknown' }, 'session limit not applied')
+        return 0
+      })
       if (revoked > 0) audit(memberId, revoked, 'limit', log)
     })
     app.decorate('setSessionCookie', (reply: FastifyReply, id: string) => {

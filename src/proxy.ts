@@ -33,6 +33,12 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
     }
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
     if (/[/\\;%?#\u0000-\u001f\u007f]/.test(decoded)) return undefined
+    // A server behind EPCC that folds Unicode (NFKC) after this check would read a full-width `．．` as `..`,
+    // `？` as the start of a query: a segment in which folding makes any of these characters is refused too.
+    if (/[^\x20-\x7e]/.test(decoded)) {
+      const folded = decoded.normalize('NFKC')
+      if (/[/\\;%?#]/.test(folded) || dots(folded) !== dots(decoded)) return undefined
+    }
     if (decoded === '.') continue
     if (decoded === '..') {
       if (out.length === 0) return undefined
@@ -54,6 +60,8 @@ export function upstreamPath(rawPath: string, prefixes: readonly string[]): stri
   if (NEVER_FORWARDED.some(underRefused) || !prefixes.some(underPrefix)) return undefined
   return `/${out.join('/')}`
 }
+
+const dots = (text: string) => text.split('.').length - 1
 
 // What a URL parser percent-encodes in a query (the WHATWG special-query percent-encode set). The request's
 // own parser let them through; EPCC gets them encoded.
@@ -88,6 +96,17 @@ const HOP_BY_HOP = new Set([
   'transfer-encoding',
   'upgrade',
 ])
+
+/** The header names a `Connection` header lists: hop-by-hop for this connection only (RFC 9110 §7.6.1). */
+function connectionOptions(value: string | string[]): Set<string> {
+  return new Set(
+    [value]
+      .flat()
+      .join(',')
+      .split(',')
+      .map((h) => h.trim().toLowerCase()),
+  )
+}
 
 const METHOD_OVERRIDES = new Set(['x-http-method-override', 'x-http-method', 'x-method-override'])
 
@@ -169,11 +188,7 @@ function carriesCredential(name: string): boolean {
  * headers that select what EPCC answers (`EP-Channel`, `X-Moltin-Currency`, …) pass unchanged.
  */
 export function forwardedRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
-  const connectionListed = new Set(
-    String(incoming.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase()),
-  )
+  const connectionListed = connectionOptions(incoming.connection ?? '')
   const out: Record<string, string> = {}
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue
@@ -225,7 +240,8 @@ const ORIGIN_WIDE = new Set([
 ])
 
 /**
- * EPCC's response headers that go back to the browser: all but `Set-Cookie`, hop-by-hop ones, EPCC's own
+ * EPCC's response headers that go back to the browser: all but `Set-Cookie`, hop-by-hop ones (and those its
+ * `Connection` header lists, RFC 9110 §7.6.1), EPCC's own
  * `Access-Control-*` (the BFF's CORS policy decides what the browser may read, never EPCC's), headers that
  * act on the BFF's whole origin (`ORIGIN_WIDE`), and those in `own` — the security headers the BFF sets on
  * every answer (CSP, `nosniff`, `X-Frame-Options`, …), which EPCC's must not replace or relax.
@@ -235,12 +251,15 @@ export function returnedResponseHeaders(
   own: ReadonlySet<string> = new Set(),
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
+  const listed = upstream.connection ?? upstream.Connection
+  const connectionListed = listed === undefined ? undefined : connectionOptions(listed)
   for (const [name, value] of Object.entries(upstream)) {
     const lower = name.toLowerCase()
     if (
       value === undefined ||
       lower === 'set-cookie' ||
       HOP_BY_HOP.has(lower) ||
+      connectionListed?.has(lower) ||
       lower.startsWith('access-control-') ||
       ORIGIN_WIDE.has(lower) ||
       own.has(lower)

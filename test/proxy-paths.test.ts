@@ -21,6 +21,11 @@ t.test('paths under a prefix are forwarded as they came', async (t) => {
     'dot segments inside the prefix resolve',
   )
   t.equal(upstreamPath('/v2/account-members/m-1', prefixes), '/v2/account-members/m-1')
+  t.equal(
+    upstreamPath('/catalog/caf%C3%A9.v2/gr%C3%BCn', prefixes),
+    '/catalog/caf%C3%A9.v2/gr%C3%BCn',
+    'non-ASCII segments pass, with their own dots',
+  )
 })
 
 t.test('prefixes match whole segments, case-sensitively', async (t) => {
@@ -62,6 +67,11 @@ t.test(
       '/v2/carts/a%3fb',
       '/v2/carts/%23',
       '/v2/carts/%2e%2e%23x',
+      '/v2/carts/%EF%BC%8E%EF%BC%8E', // full-width ．． folds into ..
+      '/v2/carts/a%EF%BC%8Eb', // full-width ．
+      '/v2/carts/a%EF%BC%9Fb', // full-width ？
+      '/v2/carts/a%EF%BC%83b', // full-width ＃
+      '/v2/carts/a%EF%BC%8Fb', // full-width ／
       '/v2/carts;x=1',
       '/v2/carts/abc;jsessionid=1',
       '/v2/carts/%3b',
@@ -200,7 +210,8 @@ t.test("EPCC's Set-Cookie, hop-by-hop and Access-Control-* headers never reach t
     returnedResponseHeaders({
       'content-type': 'application/json',
       'Set-Cookie': ['a=1'],
-      connection: 'close',
+      connection: 'close, X-Upstream-Hop',
+      'x-upstream-hop': 'for this connection only',
       'transfer-encoding': 'chunked',
       location: 'https://evil.example/steal',
       'cache-control': 'max-age=60',

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { MemoryKeyValueStore, StoreUnavailableError } from '../src/session/kv.js'
+import { isPendingLoginKey } from '../src/session/records.js'
 import { RedisKeyValueStore } from '../src/session/redis.js'
 import { Browser } from './support/browser.js'
 import { api, cookieHost, login, sessionCookie, switchAccount, withCookieOf } from './support/flows.js'
@@ -188,6 +190,35 @@ for (const deployment of ['http', 'redis'] as Deployment[]) {
     )
   })
 }
+
+t.test('a store that fails while the session limit is applied does not fail the login', async (t) => {
+  // The member's index can be written but not read back: the login's session exists, its limit cannot be
+  // checked. The login completes; the limit waits for the next one.
+  class IndexUnreadable extends MemoryKeyValueStore {
+    override async mapGetAll(key: string): Promise<Record<string, string>> {
+      if (key.startsWith('member:')) throw new StoreUnavailableError(new Error('connection reset'))
+      return super.mapGetAll(key)
+    }
+  }
+  const kv = new IndexUnreadable({ isPending: isPendingLoginKey })
+  const stack = await startStack(t, { kv, env: { MAX_SESSIONS_PER_MEMBER: '1' } })
+  const ada = addMember(stack)
+  const first = await browserOf(stack, ada.id, CHROME_MAC)
+  const second = await browserOf(stack, ada.id, FIREFOX_WINDOWS)
+  t.equal((await api(stack, second, '/session')).status, 200, 'the login completed')
+  t.equal((await api(stack, first, '/session')).status, 200, 'nothing was ended')
+  t.same(
+    stack.logs
+      .entries()
+      .filter((e) => e.msg === 'session limit not applied')
+      .map((e) => [e.level, e.memberId, e.err]),
+    [
+      [40, ada.id, 'StoreUnavailableError'],
+      [40, ada.id, 'StoreUnavailableError'],
+    ],
+    'a warn line per login, naming the error, nothing of the session',
+  )
+})
 
 t.test('the index', async (t) => {
   t.test('a switched session stays listed and is ended by sign out everywhere', async (t) => {
