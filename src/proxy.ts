@@ -252,7 +252,11 @@ export function returnedResponseHeaders(
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   const listed = upstream.connection ?? upstream.Connection
-  const connectionListed = listed === undefined ? undefined : connectionOptions(listed)
+  // Nearly always `keep-alive` or `close`, both hop-by-hop already: no set to build per answer.
+  const connectionListed =
+    listed === undefined || listed === 'keep-alive' || listed === 'close'
+      ? undefined
+      : connectionOptions(listed)
   for (const [name, value] of Object.entries(upstream)) {
     const lower = name.toLowerCase()
     if (
