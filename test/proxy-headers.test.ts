@@ -4,7 +4,7 @@ import { mergedVary, privateCacheControl } from '../src/proxy.js'
 import { Browser } from './support/browser.js'
 import { mitmStack } from './support/epcc-mitm.js'
 import { api, signedIn } from './support/flows.js'
-import { API, FRONTEND, type Stack, secretsSeen, startStack } from './support/stack.js'
+import { API, FRONTEND, inEachDeployment, type Stack, secretsSeen, startStack } from './support/stack.js'
 
 /** What reached EPCC, other than the BFF's own token calls. */
 const proxied = (stack: Stack) => stack.sim.log.filter((r) => !r.path.startsWith('/oauth/'))
@@ -232,110 +232,120 @@ t.test('proxy headers', async (t) => {
   })
 })
 
-t.test("EPCC's answer cannot relax the BFF origin's security headers or clear its state", async (t) => {
-  const { stack, rules } = await mitmStack(t)
-  // What a compromised or misconfigured EPCC edge could answer: HTML under looser policies of its own, and
-  // headers that act on the whole origin the BFF serves (its cookies, its HSTS, its alternative services).
-  rules.push((req, res) => {
-    if (!req.url.startsWith('/v2/carts/hostile')) return false
-    res.writeHead(200, {
-      'content-type': 'text/html',
-      'content-security-policy': "default-src *; script-src 'unsafe-inline'",
-      'content-security-policy-report-only': 'default-src *',
-      'x-frame-options': 'ALLOWALL',
-      'x-content-type-options': 'none',
-      'cross-origin-resource-policy': 'cross-origin',
-      'cross-origin-opener-policy': 'unsafe-none',
-      'referrer-policy': 'unsafe-url',
-      'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
-      'clear-site-data': '"cookies", "storage"',
-      'alt-svc': 'h3=":443"; ma=86400',
-      // Network Error Logging: reports of every request to the origin, URL included, to EPCC's collector.
-      nel: '{"report_to":"epcc","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
-      'report-to': '{"group":"epcc","max_age":31536000,"endpoints":[{"url":"https://collector.example/r"}]}',
-      'reporting-endpoints': 'default="https://collector.example/r"',
-      etag: '"kept"',
+t.test("EPCC's answer cannot relax the BFF origin's security headers or clear its state", async (t) =>
+  inEachDeployment(t, async (t, deployment) => {
+    const { stack, rules } = await mitmStack(t, { deployment })
+    // What a compromised or misconfigured EPCC edge could answer: HTML under looser policies of its own, and
+    // headers that act on the whole origin the BFF serves (its cookies, its HSTS, its alternative services).
+    rules.push((req, res) => {
+      if (!req.url.startsWith('/v2/carts/hostile')) return false
+      res.writeHead(200, {
+        'content-type': 'text/html',
+        'content-security-policy': "default-src *; script-src 'unsafe-inline'",
+        'content-security-policy-report-only': 'default-src *',
+        'x-frame-options': 'ALLOWALL',
+        'x-content-type-options': 'none',
+        'cross-origin-resource-policy': 'cross-origin',
+        'cross-origin-opener-policy': 'unsafe-none',
+        'referrer-policy': 'unsafe-url',
+        'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
+        'clear-site-data': '"cookies", "storage"',
+        'alt-svc': 'h3=":443"; ma=86400',
+        // Network Error Logging: reports of every request to the origin, URL included, to EPCC's collector.
+        nel: '{"report_to":"epcc","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
+        'report-to':
+          '{"group":"epcc","max_age":31536000,"endpoints":[{"url":"https://collector.example/r"}]}',
+        'reporting-endpoints': 'default="https://collector.example/r"',
+        etag: '"kept"',
+      })
+      res.end('<script>alert(document.domain)</script>')
+      return true
     })
-    res.end('<script>alert(document.domain)</script>')
-    return true
-  })
-  const { browser } = await signedIn(stack, 1)
-  const response = await api(stack, browser, '/api/epcc/v2/carts/hostile')
-  t.equal(response.status, 200)
-  const own = stack.app.securityHeaders
-  for (const name of [
-    'content-security-policy',
-    'x-frame-options',
-    'x-content-type-options',
-    'cross-origin-resource-policy',
-    'cross-origin-opener-policy',
-    'referrer-policy',
-  ]) {
-    t.equal(response.headers.get(name), own[name], `${name}: the BFF's`)
-  }
-  for (const name of [
-    'content-security-policy-report-only',
-    'strict-transport-security',
-    'clear-site-data',
-    'alt-svc',
-    'nel',
-    'report-to',
-    'reporting-endpoints',
-  ]) {
-    t.equal(response.headers.get(name), null, `${name}: not EPCC's`)
-  }
-  t.equal(response.headers.get('etag'), '"kept"', "EPCC's other headers still come back")
-  t.equal((await api(stack, browser, '/session')).status, 200, 'still signed in')
-})
+    const { browser } = await signedIn(stack, 1)
+    const response = await api(stack, browser, '/api/epcc/v2/carts/hostile')
+    t.equal(response.status, 200)
+    const own = stack.app.securityHeaders
+    for (const name of [
+      'content-security-policy',
+      'x-frame-options',
+      'x-content-type-options',
+      'cross-origin-resource-policy',
+      'cross-origin-opener-policy',
+      'referrer-policy',
+    ]) {
+      t.equal(response.headers.get(name), own[name], `${name}: the BFF's`)
+    }
+    for (const name of [
+      'content-security-policy-report-only',
+      'strict-transport-security',
+      'clear-site-data',
+      'alt-svc',
+      'nel',
+      'report-to',
+      'reporting-endpoints',
+    ]) {
+      // Behind TLS the BFF sends its own HSTS; EPCC's never comes back.
+      t.equal(response.headers.get(name), own[name] ?? null, `${name}: not EPCC's`)
+    }
+    t.equal(response.headers.get('etag'), '"kept"', "EPCC's other headers still come back")
+    t.equal((await api(stack, browser, '/session')).status, 200, 'still signed in')
+  }),
+)
 
-t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t) => {
-  const { stack, rules } = await mitmStack(t)
-  rules.push((req, res) => {
-    if (!req.url.startsWith('/v2/carts/varied')) return false
-    res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' })
-    res.end('{"data":{}}')
-    return true
-  })
-  const { browser } = await signedIn(stack, 1)
-  const response = await api(stack, browser, '/api/epcc/v2/carts/varied', { headers: { origin: FRONTEND } })
-  t.equal(response.status, 200)
-  t.equal(response.headers.get('access-control-allow-origin'), FRONTEND)
-  // A cache in front of the BFF keys this answer, which allows FRONTEND only, by the Origin it was asked from.
-  const vary = (response.headers.get('vary') ?? '').split(',').map((name) => name.trim().toLowerCase())
-  t.same(
-    vary.sort(),
-    ['accept-encoding', 'cookie', 'origin'],
-    "Origin and Cookie (the BFF's: a member's answer) and Accept-Encoding (EPCC)",
-  )
-  t.equal(
-    mergedVary('Origin', ['accept-encoding, ORIGIN', 'X-Moltin-Currency']),
-    'Origin, accept-encoding, X-Moltin-Currency',
-  )
-  t.equal(mergedVary('Origin', '*'), '*')
-  t.equal(mergedVary(undefined, undefined), undefined)
-})
-
-t.test("an answer to a member's token is private, whatever caching EPCC allowed", async (t) => {
-  const { stack, rules } = await mitmStack(t)
-  rules.push((req, res) => {
-    if (!req.url.startsWith('/v2/carts/cacheable')) return false
-    res.writeHead(200, {
-      'content-type': 'application/json',
-      'cache-control': 'public, max-age=600, s-maxage=600',
-      vary: 'Accept-Encoding',
+t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t) =>
+  inEachDeployment(t, async (t, deployment) => {
+    const { stack, rules } = await mitmStack(t, { deployment })
+    rules.push((req, res) => {
+      if (!req.url.startsWith('/v2/carts/varied')) return false
+      res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' })
+      res.end('{"data":{}}')
+      return true
     })
-    res.end('{"data":{"id":"a-members-cart"}}')
-    return true
-  })
-  const { browser } = await signedIn(stack, 1)
-  const member = await api(stack, browser, '/api/epcc/v2/carts/cacheable', { headers: { origin: FRONTEND } })
-  t.equal(member.status, 200)
-  // A CDN in front of the BFF keys by URL (and Origin), never by cookie: it must not keep this answer.
-  t.equal(member.headers.get('cache-control'), 'private, max-age=600', 'private; no public, no s-maxage')
-  t.match(member.headers.get('vary'), /\bCookie\b/i, "the browser's cache keeps it for this cookie only")
-  // Without a session, the store's public answer keeps EPCC's caching.
-  const anonymous = await api(stack, new Browser(), '/api/epcc/v2/carts/cacheable')
-  t.equal(anonymous.headers.get('cache-control'), 'public, max-age=600, s-maxage=600')
-  t.equal(privateCacheControl(undefined), 'private')
-  t.equal(privateCacheControl(['no-store', 'private="x", no-cache']), 'private, no-store, no-cache')
-})
+    const { browser } = await signedIn(stack, 1)
+    const response = await api(stack, browser, '/api/epcc/v2/carts/varied', { headers: { origin: FRONTEND } })
+    t.equal(response.status, 200)
+    t.equal(response.headers.get('access-control-allow-origin'), FRONTEND)
+    // A cache in front of the BFF keys this answer, which allows FRONTEND only, by the Origin it was asked from.
+    const vary = (response.headers.get('vary') ?? '').split(',').map((name) => name.trim().toLowerCase())
+    t.same(
+      vary.sort(),
+      ['accept-encoding', 'cookie', 'origin'],
+      "Origin and Cookie (the BFF's: a member's answer) and Accept-Encoding (EPCC)",
+    )
+    t.equal(
+      mergedVary('Origin', ['accept-encoding, ORIGIN', 'X-Moltin-Currency']),
+      'Origin, accept-encoding, X-Moltin-Currency',
+    )
+    t.equal(mergedVary('Origin', '*'), '*')
+    t.equal(mergedVary(undefined, undefined), undefined)
+  }),
+)
+
+t.test("an answer to a member's token is private, whatever caching EPCC allowed", async (t) =>
+  inEachDeployment(t, async (t, deployment) => {
+    const { stack, rules } = await mitmStack(t, { deployment })
+    rules.push((req, res) => {
+      if (!req.url.startsWith('/v2/carts/cacheable')) return false
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'public, max-age=600, s-maxage=600',
+        vary: 'Accept-Encoding',
+      })
+      res.end('{"data":{"id":"a-members-cart"}}')
+      return true
+    })
+    const { browser } = await signedIn(stack, 1)
+    const member = await api(stack, browser, '/api/epcc/v2/carts/cacheable', {
+      headers: { origin: FRONTEND },
+    })
+    t.equal(member.status, 200)
+    // A CDN in front of the BFF keys by URL (and Origin), never by cookie: it must not keep this answer.
+    t.equal(member.headers.get('cache-control'), 'private, max-age=600', 'private; no public, no s-maxage')
+    t.match(member.headers.get('vary'), /\bCookie\b/i, "the browser's cache keeps it for this cookie only")
+    // Without a session, the store's public answer keeps EPCC's caching.
+    const anonymous = await api(stack, new Browser(), '/api/epcc/v2/carts/cacheable')
+    t.equal(anonymous.headers.get('cache-control'), 'public, max-age=600, s-maxage=600')
+    t.equal(privateCacheControl(undefined), 'private')
+    t.equal(privateCacheControl(['no-store', 'private="x", no-cache']), 'private, no-store, no-cache')
+  }),
+)
