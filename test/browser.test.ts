@@ -240,10 +240,12 @@ async function browserTests() {
         // Opaque same-site; cross-site, Cross-Origin-Resource-Policy withholds even the opaque answer.
         t.match(noCors, /^(opaque|TypeError)$/, 'a no-cors fetch gets nothing readable')
 
-        const reached = await eventually(
-          () => wire().filter((x) => x.method !== 'OPTIONS' && x.status && x.cookieSent !== undefined),
-          6,
-        )
+        // A fetch is reported with the cookie it carried (CDP's request ExtraInfo). A form's post runs as the
+        // navigation of a frame, cross-site in a process of its own, whose ExtraInfo now and then never reaches
+        // this page's CDP session (CI saw it once in many runs): a form counts once its status is known.
+        const known = (x: Exchange) =>
+          x.status !== undefined && (x.kind === 'Document' || x.cookieSent !== undefined)
+        const reached = await eventually(() => wire().filter((x) => x.method !== 'OPTIONS' && known(x)), 6)
         t.same(
           reached.map((x) => `${x.method} ${x.path} → ${x.status}`).sort(),
           [
@@ -257,8 +259,11 @@ async function browserTests() {
           'what reached the BFF was refused (csrf; a form cannot PUT), and no preflighted call was sent',
         )
         const sameSite = new URL(origin).hostname === 'localhost'
+        const fetches = reached.filter((x) => x.kind !== 'Document')
+        t.equal(fetches.length, 3, 'three fetches reached the BFF')
         t.ok(
-          reached.every((x) => x.cookieSent === sameSite),
+          fetches.every((x) => x.cookieSent === sameSite) &&
+            reached.every((x) => x.cookieSent === sameSite || x.cookieSent === undefined),
           sameSite ? 'the session cookie went along each time' : 'the browser never sent the session cookie',
         )
         const preflights = wire().filter((x) => x.method === 'OPTIONS')
