@@ -4,14 +4,7 @@ import { signedInMember, tokensGone } from '../plugins/session.js'
 import { EpccError } from '../src/epcc/errors.js'
 import { BffError } from '../src/errors.js'
 import { SessionExpiredError } from '../src/member-sessions.js'
-import {
-  forwardedRequestHeaders,
-  mergedVary,
-  privateCacheControl,
-  returnedResponseHeaders,
-  upstreamPath,
-  upstreamTarget,
-} from '../src/proxy.js'
+import { forwardedRequestHeaders, proxiedAnswerHeaders, upstreamPath, upstreamTarget } from '../src/proxy.js'
 
 /** Request bodies the proxy forwards (cart items, addresses, checkout) are small; this bounds them. */
 export const PROXY_BODY_LIMIT = 1024 * 1024
@@ -157,14 +150,12 @@ const proxy: FastifyPluginAsync = async (app) => {
       observe(String(response.statusCode))
       // EPCC's Cache-Control, or none: not the BFF's own no-store.
       reply.removeHeader('cache-control')
-      const returned = returnedResponseHeaders(response.headers, ownHeaders)
-      // An answer to a member's token is theirs: no shared cache keeps it, and the browser's own cache keeps
-      // it for this session's cookie only (not for the next member who signs in in this browser).
-      if (accountToken) returned['cache-control'] = privateCacheControl(returned['cache-control'])
-      // The BFF's Vary (Origin, set with the CORS answer) stays, with EPCC's names added.
-      const vary = mergedVary(reply.getHeader('vary'), returned.vary, accountToken ? 'Cookie' : undefined)
-      if (vary) returned.vary = vary
-      return reply.code(response.statusCode).headers(returned).send(response.body)
+      const answerHeaders = proxiedAnswerHeaders(response.headers, {
+        own: ownHeaders,
+        bffVary: reply.getHeader('vary'),
+        forMember: Boolean(accountToken),
+      })
+      return reply.code(response.statusCode).headers(answerHeaders).send(response.body)
     },
   })
 }

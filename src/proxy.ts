@@ -275,6 +275,24 @@ export function returnedResponseHeaders(
 }
 
 /**
+ * The headers of a proxied answer: EPCC's as `returnedResponseHeaders` lets them through (`own`: the BFF's
+ * security headers). An answer to a member's token is theirs: `Cache-Control: private` (no shared cache keeps
+ * it) and `Cookie` in `Vary` (the browser's cache keeps it for this session's cookie only, not for the next
+ * member who signs in in this browser). `Vary` keeps the BFF's own (`bffVary`: `Origin`, set with the CORS
+ * answer), with EPCC's names added.
+ */
+export function proxiedAnswerHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  opts: { own: ReadonlySet<string>; bffVary: string | number | string[] | undefined; forMember: boolean },
+): Record<string, string | string[]> {
+  const headers = returnedResponseHeaders(upstream, opts.own)
+  if (opts.forMember) headers['cache-control'] = privateCacheControl(headers['cache-control'])
+  const vary = mergedVary(opts.bffVary, headers.vary, opts.forMember ? 'Cookie' : undefined)
+  if (vary) headers.vary = vary
+  return headers
+}
+
+/**
  * The `Vary` of a proxied answer: the BFF's own (`Origin`, which its CORS answer depends on) and EPCC's, each
  * name once. EPCC's alone would replace the BFF's, and a cache in front of the BFF could hand an answer
  * allowed for one storefront origin to another.
