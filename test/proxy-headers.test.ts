@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { mergedVary, privateCacheControl } from '../src/proxy.js'
 import { Browser } from './support/browser.js'
-import { mitmStack } from './support/epcc-mitm.js'
+import { answerUnder, mitmStack } from './support/epcc-mitm.js'
 import { api, signedIn } from './support/flows.js'
 import { API, FRONTEND, inEachDeployment, type Stack, secretsSeen, startStack } from './support/stack.js'
 
@@ -237,30 +237,31 @@ t.test("EPCC's answer cannot relax the BFF origin's security headers or clear it
     const { stack, rules } = await mitmStack(t, { deployment })
     // What a compromised or misconfigured EPCC edge could answer: HTML under looser policies of its own, and
     // headers that act on the whole origin the BFF serves (its cookies, its HSTS, its alternative services).
-    rules.push((req, res) => {
-      if (!req.url.startsWith('/v2/carts/hostile')) return false
-      res.writeHead(200, {
-        'content-type': 'text/html',
-        'content-security-policy': "default-src *; script-src 'unsafe-inline'",
-        'content-security-policy-report-only': 'default-src *',
-        'x-frame-options': 'ALLOWALL',
-        'x-content-type-options': 'none',
-        'cross-origin-resource-policy': 'cross-origin',
-        'cross-origin-opener-policy': 'unsafe-none',
-        'referrer-policy': 'unsafe-url',
-        'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
-        'clear-site-data': '"cookies", "storage"',
-        'alt-svc': 'h3=":443"; ma=86400',
-        // Network Error Logging: reports of every request to the origin, URL included, to EPCC's collector.
-        nel: '{"report_to":"epcc","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
-        'report-to':
-          '{"group":"epcc","max_age":31536000,"endpoints":[{"url":"https://collector.example/r"}]}',
-        'reporting-endpoints': 'default="https://collector.example/r"',
-        etag: '"kept"',
-      })
-      res.end('<script>alert(document.domain)</script>')
-      return true
-    })
+    rules.push(
+      answerUnder(
+        '/v2/carts/hostile',
+        {
+          'content-type': 'text/html',
+          'content-security-policy': "default-src *; script-src 'unsafe-inline'",
+          'content-security-policy-report-only': 'default-src *',
+          'x-frame-options': 'ALLOWALL',
+          'x-content-type-options': 'none',
+          'cross-origin-resource-policy': 'cross-origin',
+          'cross-origin-opener-policy': 'unsafe-none',
+          'referrer-policy': 'unsafe-url',
+          'strict-transport-security': 'max-age=63072000; includeSubDomains; preload',
+          'clear-site-data': '"cookies", "storage"',
+          'alt-svc': 'h3=":443"; ma=86400',
+          // Network Error Logging: reports of every request to the origin, URL included, to EPCC's collector.
+          nel: '{"report_to":"epcc","max_age":31536000,"include_subdomains":true,"success_fraction":1.0}',
+          'report-to':
+            '{"group":"epcc","max_age":31536000,"endpoints":[{"url":"https://collector.example/r"}]}',
+          'reporting-endpoints': 'default="https://collector.example/r"',
+          etag: '"kept"',
+        },
+        '<script>alert(document.domain)</script>',
+      ),
+    )
     const { browser } = await signedIn(stack, 1)
     const response = await api(stack, browser, '/api/epcc/v2/carts/hostile')
     t.equal(response.status, 200)
@@ -295,12 +296,13 @@ t.test("EPCC's answer cannot relax the BFF origin's security headers or clear it
 t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t) =>
   inEachDeployment(t, async (t, deployment) => {
     const { stack, rules } = await mitmStack(t, { deployment })
-    rules.push((req, res) => {
-      if (!req.url.startsWith('/v2/carts/varied')) return false
-      res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding' })
-      res.end('{"data":{}}')
-      return true
-    })
+    rules.push(
+      answerUnder(
+        '/v2/carts/varied',
+        { 'content-type': 'application/json', vary: 'Accept-Encoding' },
+        '{"data":{}}',
+      ),
+    )
     const { browser } = await signedIn(stack, 1)
     const response = await api(stack, browser, '/api/epcc/v2/carts/varied', { headers: { origin: FRONTEND } })
     t.equal(response.status, 200)
@@ -324,16 +326,17 @@ t.test("EPCC's Vary adds to the BFF's Vary: Origin, never replaces it", async (t
 t.test("an answer to a member's token is private, whatever caching EPCC allowed", async (t) =>
   inEachDeployment(t, async (t, deployment) => {
     const { stack, rules } = await mitmStack(t, { deployment })
-    rules.push((req, res) => {
-      if (!req.url.startsWith('/v2/carts/cacheable')) return false
-      res.writeHead(200, {
-        'content-type': 'application/json',
-        'cache-control': 'public, max-age=600, s-maxage=600',
-        vary: 'Accept-Encoding',
-      })
-      res.end('{"data":{"id":"a-members-cart"}}')
-      return true
-    })
+    rules.push(
+      answerUnder(
+        '/v2/carts/cacheable',
+        {
+          'content-type': 'application/json',
+          'cache-control': 'public, max-age=600, s-maxage=600',
+          vary: 'Accept-Encoding',
+        },
+        '{"data":{"id":"a-members-cart"}}',
+      ),
+    )
     const { browser } = await signedIn(stack, 1)
     const member = await api(stack, browser, '/api/epcc/v2/carts/cacheable', {
       headers: { origin: FRONTEND },

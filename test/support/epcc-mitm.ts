@@ -137,6 +137,15 @@ export function leaks(lines: string[], secrets: string[]): Array<{ secret: strin
   return found
 }
 
+/** A rule that answers every call under `pathPrefix` itself, with `200`, `headers` and `body`. */
+export function answerUnder(pathPrefix: string, headers: Record<string, string>, body: string): Rule {
+  return (req, res) => {
+    if (!req.url.startsWith(pathPrefix)) return false
+    res.writeHead(200, headers).end(body)
+    return true
+  }
+}
+
 export function epccError(res: ServerResponse, status: number, title: string): true {
   res.writeHead(status, { 'content-type': 'application/json' })
   res.end(JSON.stringify({ errors: [{ status, title, detail: title }] }))
