@@ -72,7 +72,9 @@ const proxy: FastifyPluginAsync = async (app) => {
         "account's token; the storefront's selector headers (EP-Channel, X-Moltin-Currency, …) pass, its " +
         "credentials never. EPCC's status, headers (but Set-Cookie, Access-Control-*, the BFF's own security " +
         'headers and those that act on its whole origin, such as Clear-Site-Data) and body come back ' +
-        'unchanged. The BFF itself answers 404 not_found (path outside PROXY_PATH_PREFIXES), ' +
+        "unchanged; an answer to a member's token is Cache-Control: private (EPCC's public and s-maxage dropped) " +
+        "with Cookie added to Vary, and EPCC's Vary adds to the BFF's Vary: Origin. The BFF itself answers " +
+        '404 not_found (path outside PROXY_PATH_PREFIXES), ' +
         '401 session_expired (cookie expired) or 401 session_replaced (retry once; no cookie change), 403 csrf, 413 ' +
         'payload_too_large, 429 rate_limited (with Retry-After), 502/504 upstream_unavailable.',
       tags: ['proxy'],
